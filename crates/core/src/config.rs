@@ -1,0 +1,577 @@
+//! Layer files: one TOML file per layer, read strictly.
+//!
+//! A layer is data, not code: adding a sixth layer means writing one more file.
+//! Every key is checked: an unknown key, an unknown role or type, or a field named
+//! in `access` that the schema does not have is an error naming the file and key,
+//! because a misspelt `acess` or `owner_nmae` would otherwise silently publish data.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The role every caller has, logged in or not.
+pub const PUBLIC_ROLE: &str = "public";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{file}: key `{key}`: {message}")]
+    Invalid {
+        file: String,
+        key: String,
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(file: &Path, key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            file: file.display().to_string(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Text in Japanese and English. Japanese is required: it is what residents read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalizedText {
+    pub ja: String,
+    #[serde(default)]
+    pub en: Option<String>,
+}
+
+impl LocalizedText {
+    pub fn en_or_ja(&self) -> &str {
+        self.en.as_deref().unwrap_or(&self.ja)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceFormat {
+    Shapefile,
+    Geojson,
+    Flatgeobuf,
+    Geopackage,
+}
+
+impl fmt::Display for SourceFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SourceFormat::Shapefile => "shapefile",
+            SourceFormat::Geojson => "geojson",
+            SourceFormat::Flatgeobuf => "flatgeobuf",
+            SourceFormat::Geopackage => "geopackage",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Relative paths are resolved against the directory of the layer file.
+    pub path: PathBuf,
+    pub format: SourceFormat,
+    /// The CRS of the source coordinates, as `EPSG:<code>`.
+    pub crs: String,
+    /// Text encoding of shapefile attributes when the file does not say (no `.cpg`).
+    #[serde(default)]
+    pub encoding: Option<String>,
+    /// The table to read from a GeoPackage holding several.
+    #[serde(default)]
+    pub table: Option<String>,
+}
+
+impl SourceConfig {
+    /// The EPSG code of `crs`.
+    pub fn epsg(&self) -> u32 {
+        parse_epsg(&self.crs).unwrap_or(0)
+    }
+}
+
+/// Parses `EPSG:6670` (or `epsg:6670`) into 6670.
+pub fn parse_epsg(crs: &str) -> Option<u32> {
+    let (authority, code) = crs.split_once(':')?;
+    if !authority.eq_ignore_ascii_case("EPSG") {
+        return None;
+    }
+    code.parse().ok().filter(|c| *c > 0)
+}
+
+/// The geometry a layer holds; each kind also accepts its multi-part form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GeometryKind {
+    Point,
+    Line,
+    Polygon,
+}
+
+impl GeometryKind {
+    /// Whether `g` is of this kind (single or multi-part).
+    pub fn accepts(&self, g: &geo::Geometry<f64>) -> bool {
+        use geo::Geometry as G;
+        matches!(
+            (self, g),
+            (GeometryKind::Point, G::Point(_) | G::MultiPoint(_))
+                | (
+                    GeometryKind::Line,
+                    G::LineString(_) | G::MultiLineString(_) | G::Line(_)
+                )
+                | (
+                    GeometryKind::Polygon,
+                    G::Polygon(_) | G::MultiPolygon(_) | G::Rect(_) | G::Triangle(_)
+                )
+        )
+    }
+
+    /// The GeoPackage / OGC geometry type name for the layer's column.
+    pub fn ogc_name(&self) -> &'static str {
+        match self {
+            GeometryKind::Point => "MULTIPOINT",
+            GeometryKind::Line => "MULTILINESTRING",
+            GeometryKind::Polygon => "MULTIPOLYGON",
+        }
+    }
+}
+
+impl fmt::Display for GeometryKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GeometryKind::Point => "point",
+            GeometryKind::Line => "line",
+            GeometryKind::Polygon => "polygon",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldType {
+    Text,
+    Integer,
+    Float,
+    Boolean,
+    /// ISO 8601 calendar date, stored as text `YYYY-MM-DD`.
+    Date,
+}
+
+impl fmt::Display for FieldType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FieldType::Text => "text",
+            FieldType::Integer => "integer",
+            FieldType::Float => "float",
+            FieldType::Boolean => "boolean",
+            FieldType::Date => "date",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldDef {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: FieldType,
+    #[serde(default)]
+    pub title: Option<LocalizedText>,
+    /// The attribute's name in the source file, when it differs (DBF names are cut at 10 bytes).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// A feature without a value here is an ingest error.
+    #[serde(default)]
+    pub required: bool,
+    /// Offered by lot-number and place-name search.
+    #[serde(default)]
+    pub searchable: bool,
+    /// Personal data (個人情報): reads are audited.
+    #[serde(default)]
+    pub personal: bool,
+}
+
+impl FieldDef {
+    pub fn source_name(&self) -> &str {
+        self.source.as_deref().unwrap_or(&self.name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoomRange {
+    pub min: u8,
+    pub max: u8,
+}
+
+impl ZoomRange {
+    pub fn contains(&self, z: u8) -> bool {
+        self.min <= z && z <= self.max
+    }
+}
+
+/// What ingest does with a geometry that is not valid (OGC simple features rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InvalidGeometryPolicy {
+    /// The whole ingest fails and the previous version stays.
+    #[default]
+    Reject,
+    /// Invalid features are left out and reported.
+    Skip,
+    /// Invalid features are made valid (self-intersections resolved, repeated points removed).
+    Repair,
+    /// Invalid features are stored as they are and reported.
+    Keep,
+}
+
+/// How a layer is cut into vector tiles. Units are tile units: a tile is 4096 wide.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TileOptions {
+    /// Geometry kept beyond the tile edge, so that strokes and labels do not break at seams.
+    pub buffer: u32,
+    /// Douglas-Peucker tolerance in tile units (topology-preserving for polygons).
+    pub simplify: f64,
+    /// Budget for this layer's share of one tile, in bytes of encoded MVT.
+    pub max_bytes: usize,
+}
+
+impl Default for TileOptions {
+    fn default() -> Self {
+        TileOptions {
+            buffer: 64,
+            simplify: 4.0,
+            max_bytes: 500_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessConfig {
+    /// Roles that see the layer at all.
+    pub read: Vec<String>,
+    /// Roles that may export the layer (they must also be able to read it).
+    #[serde(default)]
+    pub export: Vec<String>,
+    /// Per-field read roles; fields not named are readable by whoever reads the layer.
+    #[serde(default)]
+    pub fields: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerConfig {
+    pub id: String,
+    pub title: LocalizedText,
+    #[serde(default)]
+    pub description: Option<LocalizedText>,
+    /// Credit shown on the map (出典).
+    #[serde(default)]
+    pub attribution: Option<String>,
+    pub source: SourceConfig,
+    pub geometry: GeometryKind,
+    pub zoom: ZoomRange,
+    #[serde(default)]
+    pub invalid_geometry: InvalidGeometryPolicy,
+    #[serde(default)]
+    pub tiles: TileOptions,
+    pub fields: Vec<FieldDef>,
+    pub access: AccessConfig,
+}
+
+/// The roles a deployment knows (from `roles.toml`); `public` is always one of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleSet {
+    pub roles: BTreeMap<String, String>,
+}
+
+impl RoleSet {
+    pub fn from_toml(file: &Path, text: &str) -> Result<RoleSet, ConfigError> {
+        let set: RoleSet = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.display().to_string(),
+            message: e.to_string(),
+        })?;
+        if !set.roles.contains_key(PUBLIC_ROLE) {
+            return Err(ConfigError::invalid(
+                file,
+                "roles",
+                "the role `public` (every caller, logged in or not) must be declared",
+            ));
+        }
+        for name in set.roles.keys() {
+            if !is_identifier(name) {
+                return Err(ConfigError::invalid(
+                    file,
+                    format!("roles.{name}"),
+                    "role names are lower-case ASCII letters, digits and `_`",
+                ));
+            }
+        }
+        Ok(set)
+    }
+
+    pub fn contains(&self, role: &str) -> bool {
+        self.roles.contains_key(role)
+    }
+}
+
+impl LayerConfig {
+    /// Parses and validates one layer file. `file` is used in error messages and to
+    /// resolve a relative source path.
+    pub fn from_toml(file: &Path, text: &str, roles: &RoleSet) -> Result<LayerConfig, ConfigError> {
+        let mut config: LayerConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.display().to_string(),
+            message: e.to_string(),
+        })?;
+        config.validate(file, roles)?;
+        if config.source.path.is_relative() {
+            if let Some(dir) = file.parent() {
+                config.source.path = dir.join(&config.source.path);
+            }
+        }
+        Ok(config)
+    }
+
+    pub fn validate(&self, file: &Path, roles: &RoleSet) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: String| Err(ConfigError::invalid(file, key, message));
+        if !is_identifier(&self.id) {
+            return bad(
+                "id",
+                format!(
+                    "`{}` is not a layer id: use lower-case ASCII letters, digits and `_`, starting with a letter",
+                    self.id
+                ),
+            );
+        }
+        if let Some(stem) = file.file_stem().and_then(|s| s.to_str()) {
+            if stem != self.id {
+                return bad(
+                    "id",
+                    format!("`{}` must match the file name `{stem}.toml`", self.id),
+                );
+            }
+        }
+        if parse_epsg(&self.source.crs).is_none() {
+            return bad(
+                "source.crs",
+                format!("`{}` is not of the form EPSG:<code>", self.source.crs),
+            );
+        }
+        if let Some(label) = &self.source.encoding {
+            if encoding_for_label(label).is_none() {
+                return bad(
+                    "source.encoding",
+                    format!("unknown text encoding `{label}` (try CP932 or UTF-8)"),
+                );
+            }
+        }
+        if self.zoom.min > self.zoom.max || self.zoom.max > crate::tile::MAX_ZOOM {
+            return bad(
+                "zoom",
+                format!(
+                    "min {} and max {} must satisfy min <= max <= {}",
+                    self.zoom.min,
+                    self.zoom.max,
+                    crate::tile::MAX_ZOOM
+                ),
+            );
+        }
+        if self.tiles.buffer > 2048 || !(self.tiles.simplify >= 0.0) || self.tiles.max_bytes < 1024
+        {
+            return bad(
+                "tiles",
+                "buffer must be 0..=2048, simplify >= 0 and max_bytes >= 1024".into(),
+            );
+        }
+        if self.fields.is_empty() {
+            return bad("fields", "a layer needs at least one field".into());
+        }
+        let mut names = BTreeSet::new();
+        for (i, field) in self.fields.iter().enumerate() {
+            let key = format!("fields[{i}].name");
+            if !is_identifier(&field.name) {
+                return bad(
+                    &key,
+                    format!(
+                        "`{}` is not a field name: use lower-case ASCII letters, digits and `_`",
+                        field.name
+                    ),
+                );
+            }
+            if RESERVED_FIELDS.contains(&field.name.as_str()) {
+                return bad(&key, format!("`{}` is reserved by chizu", field.name));
+            }
+            if !names.insert(field.name.as_str()) {
+                return bad(&key, format!("field `{}` is declared twice", field.name));
+            }
+        }
+        let check_roles = |key: String, list: &[String]| -> Result<(), ConfigError> {
+            for role in list {
+                if !roles.contains(role) {
+                    return Err(ConfigError::invalid(
+                        file,
+                        key,
+                        format!(
+                            "unknown role `{role}` (known: {})",
+                            roles.roles.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+            }
+            Ok(())
+        };
+        if self.access.read.is_empty() {
+            return bad(
+                "access.read",
+                "name at least one role that may read the layer".into(),
+            );
+        }
+        check_roles("access.read".into(), &self.access.read)?;
+        check_roles("access.export".into(), &self.access.export)?;
+        // Every caller holds `public`, so a public layer is readable by every role.
+        let public = self.access.read.iter().any(|r| r == PUBLIC_ROLE);
+        for role in &self.access.export {
+            if !public && !self.access.read.contains(role) {
+                return bad(
+                    "access.export",
+                    format!("role `{role}` may export but not read the layer"),
+                );
+            }
+        }
+        for (field, list) in &self.access.fields {
+            let key = format!("access.fields.{field}");
+            if !names.contains(field.as_str()) {
+                return bad(&key, format!("`{field}` is not a field of this layer"));
+            }
+            check_roles(key, list)?;
+        }
+        Ok(())
+    }
+
+    pub fn field_index(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|f| f.name == name)
+    }
+}
+
+/// Maps the encoding labels found in `.cpg` files and layer files (including the
+/// Windows names Japanese data uses, such as CP932) to an encoding.
+pub fn encoding_for_label(label: &str) -> Option<&'static encoding_rs::Encoding> {
+    let label = label.trim();
+    match label.to_ascii_uppercase().as_str() {
+        "932" | "CP932" | "SJIS" | "SHIFT_JIS" | "SHIFT-JIS" | "WINDOWS-31J" | "MS932" => {
+            Some(encoding_rs::SHIFT_JIS)
+        }
+        "65001" | "UTF8" => Some(encoding_rs::UTF_8),
+        _ => encoding_rs::Encoding::for_label(label.as_bytes()),
+    }
+}
+
+/// Column names chizu uses itself in the GeoPackage and in feature output.
+pub const RESERVED_FIELDS: &[&str] = &["fid", "geom", "id", "geometry"];
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && s.len() <= 63
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roles() -> RoleSet {
+        RoleSet::from_toml(
+            Path::new("roles.toml"),
+            "[roles]\npublic = \"everyone\"\nstaff = \"city staff\"\n",
+        )
+        .unwrap()
+    }
+
+    const PARCELS: &str = r#"
+id = "parcels"
+title = { ja = "地番図", en = "Parcels" }
+source = { path = "parcels.shp", format = "shapefile", crs = "EPSG:6670", encoding = "CP932" }
+geometry = "polygon"
+zoom = { min = 14, max = 22 }
+invalid_geometry = "repair"
+fields = [
+  { name = "chiban", type = "text", required = true, searchable = true },
+  { name = "owner_name", type = "text", personal = true },
+]
+[access]
+read = ["public"]
+export = ["staff", "public"]
+fields = { owner_name = ["staff"] }
+"#;
+
+    fn parse(text: &str) -> Result<LayerConfig, ConfigError> {
+        LayerConfig::from_toml(Path::new("layers/parcels.toml"), text, &roles())
+    }
+
+    #[test]
+    fn parses_a_layer_and_resolves_its_source() {
+        let c = parse(PARCELS).unwrap();
+        assert_eq!(c.source.path, Path::new("layers/parcels.shp"));
+        assert_eq!(c.source.epsg(), 6670);
+        assert_eq!(c.tiles.buffer, 64);
+        assert_eq!(c.field_index("owner_name"), Some(1));
+    }
+
+    fn error_of(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = error_of(&PARCELS.replace(
+            "geometry = \"polygon\"",
+            "geometry = \"polygon\"\ncolour = \"red\"",
+        ));
+        assert!(
+            e.contains("layers/parcels.toml") && e.contains("colour"),
+            "{e}"
+        );
+        let e = error_of(&PARCELS.replace("personal = true", "personel = true"));
+        assert!(e.contains("personel"), "{e}");
+    }
+
+    #[test]
+    fn unknown_roles_types_and_fields_are_named() {
+        let e = error_of(&PARCELS.replace("owner_name = [\"staff\"]", "owner_name = [\"staf\"]"));
+        assert!(
+            e.contains("access.fields.owner_name") && e.contains("staf"),
+            "{e}"
+        );
+        let e = error_of(&PARCELS.replace("owner_name = [", "owner = ["));
+        assert!(
+            e.contains("access.fields.owner") && e.contains("not a field"),
+            "{e}"
+        );
+        let e = error_of(&PARCELS.replace("type = \"text\", required", "type = \"txt\", required"));
+        assert!(e.contains("txt"), "{e}");
+        let e = error_of(&PARCELS.replace("EPSG:6670", "6670"));
+        assert!(e.contains("source.crs"), "{e}");
+        let e = error_of(&PARCELS.replace("CP932", "klingon"));
+        assert!(e.contains("source.encoding"), "{e}");
+    }
+
+    #[test]
+    fn export_requires_read() {
+        let text = PARCELS.replace("read = [\"public\"]", "read = [\"staff\"]");
+        let e = error_of(&text);
+        assert!(e.contains("access.export") && e.contains("public"), "{e}");
+    }
+
+    #[test]
+    fn id_must_match_file_name() {
+        let e = error_of(&PARCELS.replace("id = \"parcels\"", "id = \"lots\""));
+        assert!(e.contains("key `id`"), "{e}");
+    }
+}

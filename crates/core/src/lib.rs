@@ -1,0 +1,17 @@
+//! chizu's model: what a layer is, what a feature holds, how tiles are addressed.
+//!
+//! This crate does no I/O: readers, stores and servers build on these types, so
+//! every part of chizu agrees on one meaning of "layer", "field" and "tile".
+
+pub mod config;
+pub mod feature;
+pub mod tile;
+pub mod value;
+
+pub use config::{
+    AccessConfig, ConfigError, FieldDef, FieldType, GeometryKind, InvalidGeometryPolicy,
+    LayerConfig, LocalizedText, RoleSet, SourceConfig, SourceFormat, TileOptions, ZoomRange,
+};
+pub use feature::Feature;
+pub use tile::{Bounds, TileCoord, TileError};
+pub use value::{CoerceError, Value};

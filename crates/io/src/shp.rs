@@ -1,0 +1,295 @@
+//! ESRI Shapefile reading and writing, with the text encoding Japanese data needs.
+//!
+//! Japanese municipal shapefiles usually carry Shift_JIS (CP932) attributes and
+//! often say so nowhere: no `.cpg`, language driver byte 0. Decoding is strict,
+//! so a CP932 DBF read as UTF-8 fails with a message that names the fix, instead
+//! of turning 鹿島 into mojibake.
+
+use crate::{IoError, RawFeature};
+use chizu_core::{Feature, FieldDef, FieldType, Value};
+use shapefile::dbase;
+use std::io::Read;
+use std::path::Path;
+
+/// Where the encoding of a DBF came from; reported when decoding fails.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EncodingSource {
+    Cpg,
+    LanguageDriver,
+    Declared,
+    Default,
+}
+
+/// Decides the DBF's text encoding: `.cpg`, then the DBF language driver byte,
+/// then what the layer file (or `--encoding`) declares, then UTF-8.
+pub fn detect_encoding(
+    shp: &Path,
+    declared: Option<&str>,
+) -> Result<(&'static encoding_rs::Encoding, EncodingSource), IoError> {
+    let cpg = shp.with_extension("cpg");
+    if let Ok(label) = std::fs::read_to_string(&cpg) {
+        let label = label.trim().trim_start_matches('\u{feff}');
+        return encoding_for(label)
+            .map(|e| (e, EncodingSource::Cpg))
+            .ok_or_else(|| IoError::format(&cpg, format!("unknown encoding `{label}`")));
+    }
+    let dbf = shp.with_extension("dbf");
+    let mut header = [0u8; 32];
+    if let Ok(mut f) = std::fs::File::open(&dbf) {
+        if f.read_exact(&mut header).is_ok() {
+            // Language driver ids for Japanese Shift_JIS (dBase / ArcGIS tables).
+            if matches!(header[29], 0x13 | 0x7b) {
+                return Ok((encoding_rs::SHIFT_JIS, EncodingSource::LanguageDriver));
+            }
+            if header[29] == 0x57 && declared.is_none() {
+                return Ok((encoding_rs::WINDOWS_1252, EncodingSource::LanguageDriver));
+            }
+        }
+    }
+    if let Some(label) = declared {
+        return encoding_for(label)
+            .map(|e| (e, EncodingSource::Declared))
+            .ok_or_else(|| IoError::format(shp, format!("unknown encoding `{label}`")));
+    }
+    Ok((encoding_rs::UTF_8, EncodingSource::Default))
+}
+
+pub use chizu_core::config::encoding_for_label as encoding_for;
+
+pub fn read(
+    path: &Path,
+    declared: Option<&str>,
+    visit: &mut dyn FnMut(RawFeature) -> Result<(), IoError>,
+) -> Result<(), IoError> {
+    let (encoding, origin) = detect_encoding(path, declared)?;
+    let dbf_path = path.with_extension("dbf");
+    let shapes = shapefile::ShapeReader::from_path(path)
+        .map_err(|e| IoError::format(path, format!("not a readable shapefile: {e}")))?;
+    let dbf_file = std::fs::File::open(&dbf_path).map_err(|e| IoError::open(&dbf_path, e))?;
+    let table = dbase::ReaderBuilder::new()
+        .with_encoding(dbase::encoding::EncodingRs::from(encoding))
+        .build(std::io::BufReader::new(dbf_file))
+        .map_err(|e| IoError::format(&dbf_path, format!("not a readable DBF: {e}")))?;
+    let expected = table.header().num_records as usize;
+    let field_order: Vec<String> = table
+        .fields()
+        .iter()
+        .map(|f| f.name().to_string())
+        .collect();
+    let mut reader = shapefile::Reader::new(shapes, table);
+    let mut number = 0;
+    for item in reader.iter_shapes_and_records() {
+        number += 1;
+        let (shape, record) = item
+            .map_err(|e| IoError::feature(path, number, format!("cannot read the record: {e}")))?;
+        let geometry = match shape {
+            shapefile::Shape::NullShape => None,
+            shape => Some(
+                geo::Geometry::<f64>::try_from(shape)
+                    .map_err(|e| IoError::feature(path, number, format!("geometry: {e}")))?,
+            ),
+        };
+        let mut values: std::collections::HashMap<String, dbase::FieldValue> =
+            record.into_iter().collect();
+        let mut attributes = Vec::with_capacity(field_order.len());
+        for name in &field_order {
+            let v = values.remove(name).map(field_value).unwrap_or(Value::Null);
+            // encoding_rs decodes malformed bytes to U+FFFD: a DBF read in the wrong
+            // encoding is caught here instead of being stored as mojibake.
+            if matches!(&v, Value::Text(s) if s.contains('\u{FFFD}')) {
+                return Err(IoError::field(
+                    &dbf_path,
+                    number,
+                    name,
+                    format!(
+                        "text is not valid {} ({}). Japanese data is usually CP932 (Shift_JIS): \
+                         set `encoding = \"CP932\"` in the layer's source, add a .cpg file, or pass --encoding CP932",
+                        encoding.name(),
+                        match origin {
+                            EncodingSource::Cpg => "the .cpg file says so",
+                            EncodingSource::LanguageDriver =>
+                                "the DBF language driver byte says so",
+                            EncodingSource::Declared => "as declared",
+                            EncodingSource::Default => "nothing declared an encoding",
+                        }
+                    ),
+                ));
+            }
+            attributes.push((name.clone(), v));
+        }
+        visit(RawFeature {
+            number,
+            geometry,
+            attributes,
+        })?;
+    }
+    if number != expected {
+        return Err(IoError::format(
+            path,
+            format!(
+                "the .shp holds {number} shapes but the .dbf {expected} records: the shapefile is truncated or its parts do not belong together"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn field_value(v: dbase::FieldValue) -> Value {
+    use dbase::FieldValue as F;
+    match v {
+        F::Character(s) => s.map(Value::Text).unwrap_or(Value::Null),
+        F::Memo(s) => Value::Text(s),
+        F::Numeric(n) => n.map(Value::Float).unwrap_or(Value::Null),
+        F::Float(n) => n
+            .map(|f| Value::Float(f.to_string().parse().unwrap_or(f as f64)))
+            .unwrap_or(Value::Null),
+        F::Logical(b) => b.map(Value::Bool).unwrap_or(Value::Null),
+        F::Date(d) => d
+            .map(|d| Value::Text(format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())))
+            .unwrap_or(Value::Null),
+        F::Integer(i) => Value::Int(i as i64),
+        F::Currency(f) | F::Double(f) => Value::Float(f),
+        F::DateTime(dt) => Value::Text(format!(
+            "{:04}-{:02}-{:02}",
+            dt.date().year(),
+            dt.date().month(),
+            dt.date().day()
+        )),
+    }
+}
+
+struct Row<'a> {
+    fields: &'a [FieldDef],
+    values: &'a [Value],
+}
+
+impl dbase::WritableRecord for Row<'_> {
+    fn write_using<W: std::io::Write>(
+        &self,
+        writer: &mut dbase::FieldWriter<'_, W>,
+    ) -> Result<(), dbase::FieldError> {
+        for (field, value) in self.fields.iter().zip(self.values) {
+            let v = match (field.ty, value) {
+                (FieldType::Text, Value::Text(s)) => dbase::FieldValue::Character(Some(s.clone())),
+                (FieldType::Text, Value::Null) => dbase::FieldValue::Character(None),
+                (FieldType::Integer | FieldType::Float, Value::Int(i)) => {
+                    dbase::FieldValue::Numeric(Some(*i as f64))
+                }
+                (FieldType::Integer | FieldType::Float, Value::Float(f)) => {
+                    dbase::FieldValue::Numeric(Some(*f))
+                }
+                (FieldType::Integer | FieldType::Float, Value::Null) => {
+                    dbase::FieldValue::Numeric(None)
+                }
+                (FieldType::Boolean, Value::Bool(b)) => dbase::FieldValue::Logical(Some(*b)),
+                (FieldType::Boolean, Value::Null) => dbase::FieldValue::Logical(None),
+                (FieldType::Date, Value::Text(s)) => {
+                    let parts: Vec<u32> = s.split('-').filter_map(|p| p.parse().ok()).collect();
+                    let date = match parts[..] {
+                        [y, m, d] => dbase::Date::new(d, m, y).ok(),
+                        _ => None,
+                    };
+                    dbase::FieldValue::Date(date)
+                }
+                (FieldType::Date, Value::Null) => dbase::FieldValue::Date(None),
+                (_, other) => dbase::FieldValue::Character(Some(other.to_string())),
+            };
+            writer.write_next_field_value(&v)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes `.shp .shx .dbf .prj .cpg`. Field names must already fit in 10 bytes.
+pub fn write<'a>(
+    path: &Path,
+    epsg: u32,
+    encoding: &'static encoding_rs::Encoding,
+    fields: &[FieldDef],
+    features: impl IntoIterator<Item = &'a Feature> + Clone,
+) -> Result<(), IoError> {
+    // encoding_rs would write unmappable characters as HTML entities: refuse them.
+    for f in features.clone() {
+        for (field, value) in fields.iter().zip(&f.properties) {
+            if let Value::Text(s) = value {
+                if encoding.encode(s).2 {
+                    return Err(IoError::field(
+                        path,
+                        f.id as usize,
+                        &field.name,
+                        format!("{s:?} cannot be written in {}", encoding.name()),
+                    ));
+                }
+            }
+        }
+    }
+    let mut builder =
+        dbase::TableWriterBuilder::with_encoding(dbase::encoding::EncodingRs::from(encoding));
+    for (i, field) in fields.iter().enumerate() {
+        let name = dbase::FieldName::try_from(field.name.as_str())
+            .map_err(|e| IoError::format(path, format!("field `{}`: {e}", field.name)))?;
+        builder = match field.ty {
+            FieldType::Text => {
+                let width = features
+                    .clone()
+                    .into_iter()
+                    .filter_map(|f| f.properties[i].as_text())
+                    .map(|s| encoding.encode(s).0.len())
+                    .max()
+                    .unwrap_or(1)
+                    .clamp(1, 254);
+                builder.add_character_field(name, width as u8)
+            }
+            FieldType::Integer => builder.add_numeric_field(name, 18, 0),
+            FieldType::Float => builder.add_numeric_field(name, 24, 6),
+            FieldType::Boolean => builder.add_logical_field(name),
+            FieldType::Date => builder.add_date_field(name),
+        };
+    }
+    let shp_file = std::fs::File::create(path).map_err(|e| IoError::open(path, e))?;
+    let shx_path = path.with_extension("shx");
+    let shx_file = std::fs::File::create(&shx_path).map_err(|e| IoError::open(&shx_path, e))?;
+    let dbf_path = path.with_extension("dbf");
+    let dbf_file = std::fs::File::create(&dbf_path).map_err(|e| IoError::open(&dbf_path, e))?;
+    let shapes = shapefile::ShapeWriter::with_shx(
+        std::io::BufWriter::new(shp_file),
+        std::io::BufWriter::new(shx_file),
+    );
+    let mut writer = shapefile::Writer::new(
+        shapes,
+        builder.build_with_dest(std::io::BufWriter::new(dbf_file)),
+    );
+    for f in features {
+        let shape = shapefile::Shape::try_from(f.geometry.clone())
+            .map_err(|e| IoError::feature(path, f.id as usize, format!("geometry: {e}")))?;
+        let row = Row {
+            fields,
+            values: &f.properties,
+        };
+        let result = match shape {
+            shapefile::Shape::Polygon(p) => writer.write_shape_and_record(&p, &row),
+            shapefile::Shape::Polyline(p) => writer.write_shape_and_record(&p, &row),
+            shapefile::Shape::Point(p) => writer.write_shape_and_record(&p, &row),
+            shapefile::Shape::Multipoint(p) => writer.write_shape_and_record(&p, &row),
+            other => {
+                return Err(IoError::feature(
+                    path,
+                    f.id as usize,
+                    format!("cannot write a {} shape", other.shapetype()),
+                ));
+            }
+        };
+        result.map_err(|e| IoError::feature(path, f.id as usize, e))?;
+    }
+    drop(writer);
+    let prj = path.with_extension("prj");
+    let wkt = crate::crs::esri_wkt(epsg)?;
+    std::fs::write(&prj, wkt).map_err(|e| IoError::open(&prj, e))?;
+    let cpg = path.with_extension("cpg");
+    let label = if encoding == encoding_rs::SHIFT_JIS {
+        "CP932"
+    } else {
+        "UTF-8"
+    };
+    std::fs::write(&cpg, label).map_err(|e| IoError::open(&cpg, e))
+}

@@ -1,0 +1,253 @@
+use super::*;
+use geo::Geometry;
+use geozero::mvt::{Message, Tile};
+
+fn tile() -> TileCoord {
+    TileCoord::new(14, 14112, 6593).unwrap()
+}
+
+/// A square of `size` metres at `(fx, fy)` of the way across the tile.
+fn square(fx: f64, fy: f64, size: f64) -> Geometry<f64> {
+    let b = tile().bounds();
+    let x = b.min_x + fx * (b.max_x - b.min_x);
+    let y = b.min_y + fy * (b.max_y - b.min_y);
+    geo::Rect::new((x, y), (x + size, y + size))
+        .to_polygon()
+        .into()
+}
+
+fn spec(options: TileOptions) -> LayerSpec<'static> {
+    LayerSpec {
+        name: "parcels",
+        fields: vec![("chiban", 0), ("area_m2", 1)],
+        options,
+    }
+}
+
+fn decode(bytes: &[u8]) -> Tile {
+    Tile::decode(bytes).expect("valid protobuf")
+}
+
+#[test]
+fn encodes_ids_attributes_and_clockwise_exteriors() {
+    let g = square(0.25, 0.25, 100.0);
+    let props = [Value::Text("1234-5".into()), Value::Float(812.5)];
+    let features = vec![TileFeature {
+        id: 7,
+        geometry: &g,
+        properties: &props,
+    }];
+    let (bytes, stats) = encode_tile(tile(), &[(spec(TileOptions::default()), features)]);
+    assert_eq!(stats[0].features, 1);
+    let t = decode(&bytes);
+    let layer = &t.layers[0];
+    assert_eq!(layer.name, "parcels");
+    assert_eq!(layer.extent, Some(4096));
+    assert_eq!(layer.keys, vec!["chiban", "area_m2"]);
+    let f = &layer.features[0];
+    assert_eq!(f.id, Some(7));
+    assert_eq!(
+        layer.values[f.tags[1] as usize].string_value.as_deref(),
+        Some("1234-5")
+    );
+    assert_eq!(layer.values[f.tags[3] as usize].double_value, Some(812.5));
+    // MoveTo(1), LineTo(3), ClosePath: 1 + 2 + 1 + 6 + 1 integers.
+    assert_eq!(f.geometry.len(), 11);
+    // Decode the ring and check its area is positive in tile space (y down).
+    let mut cursor = (0i64, 0i64);
+    let mut ring = vec![];
+    let g = &f.geometry;
+    let unzig = |v: u32| ((v >> 1) as i64) ^ -((v & 1) as i64);
+    cursor.0 += unzig(g[1]);
+    cursor.1 += unzig(g[2]);
+    ring.push(cursor);
+    for i in 0..3 {
+        cursor.0 += unzig(g[4 + 2 * i]);
+        cursor.1 += unzig(g[5 + 2 * i]);
+        ring.push(cursor);
+    }
+    let area2: i64 = (0..4)
+        .map(|i| ring[i].0 * ring[(i + 1) % 4].1 - ring[(i + 1) % 4].0 * ring[i].1)
+        .sum();
+    assert!(
+        area2 > 0,
+        "exterior ring must have positive area in tile space: {ring:?}"
+    );
+}
+
+#[test]
+fn features_are_clipped_to_the_buffer() {
+    // A square much larger than the tile: clipped to [-64, 4160].
+    let b = tile().bounds();
+    let g: Geometry<f64> = geo::Rect::new(
+        (b.min_x - 5000.0, b.min_y - 5000.0),
+        (b.max_x + 5000.0, b.max_y + 5000.0),
+    )
+    .to_polygon()
+    .into();
+    let props = [Value::Null, Value::Null];
+    let features = vec![TileFeature {
+        id: 1,
+        geometry: &g,
+        properties: &props,
+    }];
+    let (bytes, _) = encode_tile(tile(), &[(spec(TileOptions::default()), features)]);
+    let t = decode(&bytes);
+    let geom = &t.layers[0].features[0].geometry;
+    let unzig = |v: u32| ((v >> 1) as i64) ^ -((v & 1) as i64);
+    let (mut x, mut y) = (unzig(geom[1]), unzig(geom[2]));
+    let mut all = vec![(x, y)];
+    for i in 0..((geom[3] >> 3) as usize) {
+        x += unzig(geom[4 + 2 * i]);
+        y += unzig(geom[5 + 2 * i]);
+        all.push((x, y));
+    }
+    for (x, y) in all {
+        assert!(
+            (-64..=4160).contains(&x) && (-64..=4160).contains(&y),
+            "{x},{y}"
+        );
+    }
+    // Null attributes are left out, not encoded.
+    assert!(t.layers[0].features[0].tags.is_empty());
+}
+
+#[test]
+fn features_outside_and_collapsed_are_dropped() {
+    let far = square(3.0, 3.0, 100.0);
+    let tiny = square(0.5, 0.5, 0.01);
+    let props = [Value::Null, Value::Null];
+    let features = vec![
+        TileFeature {
+            id: 1,
+            geometry: &far,
+            properties: &props,
+        },
+        TileFeature {
+            id: 2,
+            geometry: &tiny,
+            properties: &props,
+        },
+    ];
+    let (bytes, stats) = encode_tile(tile(), &[(spec(TileOptions::default()), features)]);
+    assert!(bytes.is_empty());
+    assert_eq!(stats[0].features, 0);
+}
+
+#[test]
+fn lines_keep_ids_and_split_at_the_edge() {
+    let b = tile().bounds();
+    let w = b.max_x - b.min_x;
+    let line: Geometry<f64> = geo::LineString::from(vec![
+        (b.min_x + 0.1 * w, b.min_y + 0.5 * w),
+        (b.min_x + 2.0 * w, b.min_y + 0.5 * w),
+    ])
+    .into();
+    let props = [Value::Int(-3), Value::Bool(true)];
+    let features = vec![TileFeature {
+        id: 9,
+        geometry: &line,
+        properties: &props,
+    }];
+    let (bytes, _) = encode_tile(tile(), &[(spec(TileOptions::default()), features)]);
+    let t = decode(&bytes);
+    let f = &t.layers[0].features[0];
+    assert_eq!(f.r#type, Some(2));
+    assert_eq!(t.layers[0].values[f.tags[1] as usize].sint_value, Some(-3));
+    assert_eq!(
+        t.layers[0].values[f.tags[3] as usize].bool_value,
+        Some(true)
+    );
+}
+
+#[test]
+fn the_size_budget_holds() {
+    // 2,000 detailed polygons against a 20 kB budget.
+    let polys: Vec<Geometry<f64>> = (0..2000)
+        .map(|i| {
+            let b = tile().bounds();
+            let w = b.max_x - b.min_x;
+            let (cx, cy) = (
+                b.min_x + ((i % 50) as f64 + 0.5) / 50.0 * w,
+                b.min_y + ((i / 50) as f64 + 0.5) / 40.0 * w,
+            );
+            let ring: Vec<(f64, f64)> = (0..64)
+                .map(|k| {
+                    let a = k as f64 / 64.0 * std::f64::consts::TAU;
+                    let r = w / 120.0 * (1.0 + 0.2 * (5.0 * a).sin());
+                    (cx + r * a.cos(), cy + r * a.sin())
+                })
+                .collect();
+            geo::Polygon::new(ring.into(), vec![]).into()
+        })
+        .collect();
+    let props = [Value::Null, Value::Null];
+    let features: Vec<_> = polys
+        .iter()
+        .enumerate()
+        .map(|(i, g)| TileFeature {
+            id: i as u64 + 1,
+            geometry: g,
+            properties: &props,
+        })
+        .collect();
+    let options = TileOptions {
+        max_bytes: 20_000,
+        ..TileOptions::default()
+    };
+    let (body, stats) = encode_layer(tile(), &spec(options), &features);
+    assert!(body.len() <= 20_000 + 2_000, "{} bytes", body.len());
+    assert!(stats.extra_simplification_passes > 0 || stats.dropped_for_budget > 0);
+    let unlimited = TileOptions {
+        max_bytes: usize::MAX,
+        ..TileOptions::default()
+    };
+    let (big, _) = encode_layer(tile(), &spec(unlimited), &features);
+    assert!(big.len() > body.len());
+}
+
+#[test]
+fn wkt_multipolygon_with_hole_keeps_hole_counter_clockwise() {
+    let b = tile().bounds();
+    let (x, y, w) = (b.min_x, b.min_y, b.max_x - b.min_x);
+    let s = |v: f64| v * w;
+    let g: Geometry<f64> = geo::Polygon::new(
+        vec![
+            (x + s(0.1), y + s(0.1)),
+            (x + s(0.9), y + s(0.1)),
+            (x + s(0.9), y + s(0.9)),
+            (x + s(0.1), y + s(0.9)),
+        ]
+        .into(),
+        vec![
+            vec![
+                (x + s(0.4), y + s(0.4)),
+                (x + s(0.6), y + s(0.4)),
+                (x + s(0.6), y + s(0.6)),
+                (x + s(0.4), y + s(0.6)),
+            ]
+            .into(),
+        ],
+    )
+    .into();
+    let props = [Value::Null, Value::Null];
+    let (bytes, _) = encode_tile(
+        tile(),
+        &[(
+            spec(TileOptions::default()),
+            vec![TileFeature {
+                id: 1,
+                geometry: &g,
+                properties: &props,
+            }],
+        )],
+    );
+    // geozero's MVT reader is strict about winding: it must accept the polygon.
+    use geozero::ToGeo;
+    let t = decode(&bytes);
+    let geo = t.layers[0].features[0].to_geo().expect("decodes");
+    let Geometry::Polygon(p) = geo else {
+        panic!("{geo:?}")
+    };
+    assert_eq!(p.interiors().len(), 1);
+}
