@@ -1,1 +1,304 @@
-fn main() {}
+//! `chizu`: the command line. Thin wiring over the library crates.
+
+use anyhow::{Context, Result, bail};
+use chizu_core::{LayerConfig, RoleSet};
+use chizu_io::ReadOptions;
+use chizu_server::{AppState, ServerConfig};
+use chizu_store::{GpkgStore, Store};
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "chizu",
+    version,
+    about = "chizu (地図): a city's integrated GIS server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate the synthetic Kashima sample city (deterministic).
+    Samples {
+        /// Where to write the files.
+        #[arg(long, default_value = "data-samples")]
+        out: PathBuf,
+        /// The real city outline the town is laid out in.
+        #[arg(long, default_value = "data-samples/kashima_outline.geojson")]
+        outline: PathBuf,
+        /// 1 gives ~20,000 parcels; 10 gives ~200,000 (for benchmarks).
+        #[arg(long, default_value_t = 1)]
+        scale: u32,
+    },
+    /// Read layers from their source files into the store (atomically, per layer).
+    Ingest {
+        /// Layer files directory (holds `roles.toml` and one `<id>.toml` per layer).
+        #[arg(long, default_value = "layers")]
+        layers: PathBuf,
+        /// Ingest only this layer (repeatable).
+        #[arg(long = "layer")]
+        only: Vec<String>,
+        /// Ingest every layer in the directory.
+        #[arg(long)]
+        all: bool,
+        #[arg(long, env = "CHIZU_STORE", default_value = "chizu.gpkg")]
+        store: PathBuf,
+        /// Shapefile text encoding when neither the file nor the layer file says (e.g. CP932).
+        #[arg(long)]
+        encoding: Option<String>,
+    },
+    /// Serve tiles, TileJSON and the catalog from a store.
+    Serve {
+        #[arg(long, env = "CHIZU_STORE", default_value = "chizu.gpkg")]
+        store: PathBuf,
+        #[arg(long, env = "CHIZU_BIND", default_value = "127.0.0.1:8080")]
+        bind: SocketAddr,
+        /// The URL clients use to reach this server (for links), if behind a proxy.
+        #[arg(long, env = "CHIZU_PUBLIC_URL")]
+        public_url: Option<String>,
+    },
+    /// Generate the samples if missing, ingest them once, and serve on 127.0.0.1:8080.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: SocketAddr,
+        #[arg(long, default_value = "chizu-demo.gpkg")]
+        store: PathBuf,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(run(cli)));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The chain of causes, never a backtrace: it names the file, feature and field.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Samples {
+            out,
+            outline,
+            scale,
+        } => {
+            let counts =
+                tokio::task::spawn_blocking(move || chizu_samples::generate(&outline, &out, scale))
+                    .await??;
+            println!(
+                "wrote {} parcels, {} roads, {} zoning areas, {} pipes, {} hazard areas",
+                counts.parcels, counts.roads, counts.zoning, counts.water_pipes, counts.hazard
+            );
+            Ok(())
+        }
+        Command::Ingest {
+            layers,
+            only,
+            all,
+            store,
+            encoding,
+        } => {
+            if only.is_empty() && !all {
+                bail!("name layers with --layer ID, or pass --all");
+            }
+            let configs = load_layers(&layers)?;
+            let selected: Vec<LayerConfig> = if all {
+                configs
+            } else {
+                let mut out = Vec::new();
+                for id in &only {
+                    match configs.iter().find(|c| &c.id == id) {
+                        Some(c) => out.push(c.clone()),
+                        None => bail!("no layer `{id}` in {}", layers.display()),
+                    }
+                }
+                out
+            };
+            let store = GpkgStore::open(&store, true).await?;
+            let options = ReadOptions {
+                fallback_encoding: encoding,
+            };
+            let mut failed = 0;
+            for config in &selected {
+                if let Err(e) = ingest_one(&store, config, &options).await {
+                    eprintln!("error: {e:#}");
+                    failed += 1;
+                }
+            }
+            store.close().await;
+            if failed > 0 {
+                bail!(
+                    "{failed} of {} layers failed; their previous versions are still served",
+                    selected.len()
+                );
+            }
+            Ok(())
+        }
+        Command::Serve {
+            store,
+            bind,
+            public_url,
+        } => {
+            let store = GpkgStore::open(&store, false).await?;
+            serve(
+                Arc::new(store),
+                bind,
+                ServerConfig {
+                    public_url,
+                    ..ServerConfig::default()
+                },
+                None,
+            )
+            .await
+        }
+        Command::Demo { bind, store } => demo(bind, store).await,
+    }
+}
+
+/// Reads `roles.toml` and every other `*.toml` in `dir` as a layer file.
+fn load_layers(dir: &Path) -> Result<Vec<LayerConfig>> {
+    let roles_path = dir.join("roles.toml");
+    let roles_text = std::fs::read_to_string(&roles_path)
+        .with_context(|| format!("{}: cannot read the role list", roles_path.display()))?;
+    let roles = RoleSet::from_toml(&roles_path, &roles_text)?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("{}: cannot read the layers directory", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "toml")
+                && p.file_name().is_some_and(|n| n != "roles.toml")
+        })
+        .collect();
+    files.sort();
+    let mut configs = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("{}: cannot read", file.display()))?;
+        configs.push(LayerConfig::from_toml(&file, &text, &roles)?);
+    }
+    Ok(configs)
+}
+
+async fn ingest_one(store: &GpkgStore, config: &LayerConfig, options: &ReadOptions) -> Result<()> {
+    let started = std::time::Instant::now();
+    let bar = indicatif::ProgressBar::new_spinner().with_message(format!("{}: reading", config.id));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} {pos} features ({per_sec})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let (cfg, opts, progress) = (config.clone(), options.clone(), bar.clone());
+    let prepared = tokio::task::spawn_blocking(move || {
+        let hash = chizu_io::source_hash(&cfg.source);
+        let prepared =
+            chizu_io::prepare_layer(&cfg, &opts, &mut |n| progress.set_position(n as u64));
+        (hash, prepared)
+    })
+    .await?;
+    bar.finish_and_clear();
+    let (hash, prepared) = prepared;
+    let prepared = prepared?;
+    let hash = hash?;
+    for (number, reason) in prepared.report.invalid.iter().take(10) {
+        eprintln!(
+            "warning: {}: feature {number}: invalid geometry: {reason} ({:?})",
+            config.source.path.display(),
+            config.invalid_geometry
+        );
+    }
+    if prepared.report.invalid.len() > 10 {
+        eprintln!(
+            "warning: ... {} invalid geometries in all",
+            prepared.report.invalid.len()
+        );
+    }
+    let version = store
+        .replace_layer(config, &prepared.features, &prepared.report, &hash)
+        .await?;
+    let r = &prepared.report;
+    println!(
+        "{}: version {version}: {} features stored ({} read, {} invalid: {} repaired, {} skipped, {} kept) in {:.1}s",
+        config.id,
+        r.stored,
+        r.read,
+        r.invalid.len(),
+        r.repaired,
+        r.skipped,
+        r.kept_invalid,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn serve(
+    store: Arc<dyn Store>,
+    bind: SocketAddr,
+    config: ServerConfig,
+    banner: Option<String>,
+) -> Result<()> {
+    let state = AppState::new(store, config).await?;
+    state.spawn_reloader();
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    let addr = listener.local_addr()?;
+    // Tests and scripts read this line to learn the port.
+    println!("chizu listening on http://{addr}");
+    if let Some(b) = banner {
+        println!("{b}");
+    }
+    chizu_server::serve(listener, state, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}
+
+async fn demo(bind: SocketAddr, store_path: PathBuf) -> Result<()> {
+    let samples = Path::new("data-samples");
+    if chizu_samples::FILES
+        .iter()
+        .any(|f| !samples.join(f).exists())
+    {
+        println!("generating the sample city in {} ...", samples.display());
+        let counts = tokio::task::spawn_blocking(|| {
+            chizu_samples::generate(
+                Path::new("data-samples/kashima_outline.geojson"),
+                Path::new("data-samples"),
+                1,
+            )
+        })
+        .await??;
+        println!("  {counts:?}");
+    }
+    let store = GpkgStore::open(&store_path, true).await?;
+    let present = store.versions().await?;
+    let configs = load_layers(Path::new("layers"))?;
+    for config in configs.iter().filter(|c| !present.contains_key(&c.id)) {
+        ingest_one(&store, config, &ReadOptions::default()).await?;
+    }
+    let port = bind.port();
+    let banner = format!(
+        "  catalog:  http://127.0.0.1:{port}/catalog\n  TileJSON: http://127.0.0.1:{port}/tiles/parcels.json\n  a tile:   http://127.0.0.1:{port}/tiles/parcels,roads,zoning,hazard,boundary/15/28225/13192.mvt"
+    );
+    serve(Arc::new(store), bind, ServerConfig::default(), Some(banner)).await
+}

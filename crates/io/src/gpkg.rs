@@ -202,10 +202,10 @@ pub async fn drop_table(conn: &mut SqliteConnection, table: &str) -> Result<(), 
 /// Writes a complete feature table (replacing one of the same name) on `conn`,
 /// which the caller normally holds inside a transaction. Geometries must already be
 /// in `spec.srs_id`. Returns the table's bounds.
-pub async fn write_table<'a>(
+pub async fn write_table(
     conn: &mut SqliteConnection,
     spec: &TableSpec<'_>,
-    features: impl IntoIterator<Item = &'a Feature>,
+    features: &[Feature],
 ) -> Result<Bounds, IoError> {
     let path = Path::new(spec.table);
     let db = |e| db_error(path, e);
@@ -309,19 +309,21 @@ pub async fn write_table<'a>(
     // The spec's triggers keep the R-tree right when QGIS or GDAL edit the table.
     // They call GeoPackage SQL functions (ST_MinX, ...) that those tools provide;
     // chizu itself never edits rows in place, it replaces whole tables.
-    sqlx::raw_sql(&rtree_triggers(spec.table))
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
+    for statement in rtree_triggers(spec.table) {
+        sqlx::query(&statement)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+    }
     Ok(bounds)
 }
 
-fn rtree_triggers(table: &str) -> String {
+fn rtree_triggers(table: &str) -> Vec<String> {
     let t = quote(table);
     let r = quote(&format!("rtree_{table}_geom"));
     let name = |suffix: &str| quote(&format!("rtree_{table}_geom_{suffix}"));
     let values = "VALUES (NEW.fid, ST_MinX(NEW.geom), ST_MaxX(NEW.geom), ST_MinY(NEW.geom), ST_MaxY(NEW.geom))";
-    format!(
+    let all = format!(
         "CREATE TRIGGER {insert} AFTER INSERT ON {t} WHEN (new.geom NOT NULL AND NOT ST_IsEmpty(NEW.geom)) \
          BEGIN INSERT OR REPLACE INTO {r} {values}; END;
          CREATE TRIGGER {update1} AFTER UPDATE OF geom ON {t} WHEN OLD.fid = NEW.fid AND (NEW.geom NOTNULL AND NOT ST_IsEmpty(NEW.geom)) \
@@ -340,16 +342,16 @@ fn rtree_triggers(table: &str) -> String {
         update3 = name("update3"),
         update4 = name("update4"),
         delete = name("delete"),
-    )
+    );
+    all.split("END;")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| format!("{s} END;"))
+        .collect()
 }
 
 /// Writes a single-table GeoPackage file (as a city would hand one over).
-pub fn write_file<'a>(
-    path: &Path,
-    spec: &TableSpec<'_>,
-    features: impl IntoIterator<Item = &'a Feature> + Send,
-) -> Result<(), IoError> {
-    let features: Vec<&Feature> = features.into_iter().collect();
+pub fn write_file(path: &Path, spec: &TableSpec<'_>, features: &[Feature]) -> Result<(), IoError> {
     run_async(move || async move {
         let pool = open_pool(path, true).await?;
         let mut conn = pool.acquire().await.map_err(|e| db_error(path, e))?;

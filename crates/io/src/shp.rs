@@ -84,6 +84,21 @@ pub fn read(
             .map_err(|e| IoError::feature(path, number, format!("cannot read the record: {e}")))?;
         let geometry = match shape {
             shapefile::Shape::NullShape => None,
+            shapefile::Shape::Polygon(p) => Some(polygon_from_rings(
+                p.rings()
+                    .iter()
+                    .map(|r| r.points().iter().map(|pt| (pt.x, pt.y)).collect()),
+            )),
+            shapefile::Shape::PolygonZ(p) => Some(polygon_from_rings(
+                p.rings()
+                    .iter()
+                    .map(|r| r.points().iter().map(|pt| (pt.x, pt.y)).collect()),
+            )),
+            shapefile::Shape::PolygonM(p) => Some(polygon_from_rings(
+                p.rings()
+                    .iter()
+                    .map(|r| r.points().iter().map(|pt| (pt.x, pt.y)).collect()),
+            )),
             shape => Some(
                 geo::Geometry::<f64>::try_from(shape)
                     .map_err(|e| IoError::feature(path, number, format!("geometry: {e}")))?,
@@ -132,6 +147,44 @@ pub fn read(
         ));
     }
     Ok(())
+}
+
+/// Builds polygons from shapefile rings the way GDAL does: clockwise rings (or
+/// rings with no orientation, like bow-ties) are shells, counter-clockwise rings
+/// are holes of the shell that contains them, and a hole inside no shell becomes
+/// a shell of its own. Invalid rings are kept for validation to report.
+fn polygon_from_rings(rings: impl Iterator<Item = Vec<(f64, f64)>>) -> geo::Geometry<f64> {
+    use geo::{Contains, Polygon};
+    let mut shells: Vec<(geo::LineString<f64>, Vec<geo::LineString<f64>>)> = Vec::new();
+    let mut holes = Vec::new();
+    for ring in rings {
+        let ring = geo::LineString::from(ring);
+        let signed = geo::Area::signed_area(&Polygon::new(ring.clone(), vec![]));
+        if signed <= 0.0 {
+            shells.push((ring, vec![]));
+        } else {
+            holes.push(ring);
+        }
+    }
+    for hole in holes {
+        let probe = hole.0.first().copied();
+        let owner = probe.and_then(|c| {
+            shells
+                .iter()
+                .position(|(shell, _)| Polygon::new(shell.clone(), vec![]).contains(&c))
+        });
+        match owner {
+            Some(i) => shells[i].1.push(hole),
+            None => shells.push((hole, vec![])),
+        }
+    }
+    geo::MultiPolygon::new(
+        shells
+            .into_iter()
+            .map(|(shell, holes)| Polygon::new(shell, holes))
+            .collect(),
+    )
+    .into()
 }
 
 fn field_value(v: dbase::FieldValue) -> Value {

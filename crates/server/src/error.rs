@@ -1,0 +1,66 @@
+//! The one place errors become HTTP responses: RFC 9457 problem details.
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// An error as the caller sees it. `detail` is written for the caller: it never
+/// carries internal paths, SQL or anything about data the caller may not see.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub title: &'static str,
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            title: "Not Found",
+            detail: detail.into(),
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            title: "Bad Request",
+            detail: detail.into(),
+        }
+    }
+
+    /// A failure of ours: logged in full, answered without internals.
+    pub fn internal(context: &str, error: impl std::fmt::Display) -> Self {
+        tracing::error!("{context}: {error}");
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            title: "Internal Server Error",
+            detail: "the server could not answer this request; the error has been logged".into(),
+        }
+    }
+
+    /// The answer for a layer that does not exist for this caller.
+    pub fn unknown_layer(id: &str) -> Self {
+        // Echo only what the caller sent, shortened, so the body cannot be used
+        // to tell hidden layers from missing ones.
+        let shown: String = id.chars().take(64).collect();
+        ApiError::not_found(format!("no layer `{shown}`"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            body.to_string(),
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,136 @@
+//! What the server holds: the store, the current index of every layer, the tile cache.
+
+use chizu_store::{LayerIndex, Store, StoreError};
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The URL clients reach this server by (for TileJSON links behind a proxy).
+    pub public_url: Option<String>,
+    /// Upper bound of the tile cache, in bytes of cached tiles.
+    pub tile_cache_bytes: u64,
+    /// How often the store is asked for new layer versions.
+    pub reload_interval: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            public_url: None,
+            tile_cache_bytes: 256 * 1024 * 1024,
+            reload_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+pub type Layers = BTreeMap<String, Arc<LayerIndex>>;
+
+/// A cached tile: its bytes, gzipped bytes and entity tag.
+#[derive(Debug)]
+pub struct CachedTile {
+    pub raw: bytes::Bytes,
+    pub gzip: bytes::Bytes,
+    pub etag: String,
+}
+
+/// The key of a cached tile: which layers at which version, and where.
+/// Versions are part of the key, so a new ingest can never be answered from a
+/// tile of the old data.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+pub struct TileKey {
+    pub layers: Vec<(String, u64)>,
+    pub z: u8,
+    pub x: u32,
+    pub y: u32,
+}
+
+pub struct AppState {
+    pub config: ServerConfig,
+    pub store: Arc<dyn Store>,
+    layers: RwLock<Arc<Layers>>,
+    pub tile_cache: moka::future::Cache<TileKey, Arc<CachedTile>>,
+}
+
+impl AppState {
+    /// Loads and indexes every layer of the store.
+    pub async fn new(store: Arc<dyn Store>, config: ServerConfig) -> Result<Arc<Self>, StoreError> {
+        let tile_cache = moka::future::Cache::builder()
+            .weigher(|_k: &TileKey, v: &Arc<CachedTile>| {
+                (v.raw.len() + v.gzip.len() + 64).min(u32::MAX as usize) as u32
+            })
+            .max_capacity(config.tile_cache_bytes)
+            .build();
+        let state = Arc::new(AppState {
+            config,
+            store,
+            layers: RwLock::new(Arc::new(Layers::new())),
+            tile_cache,
+        });
+        state.reload().await?;
+        Ok(state)
+    }
+
+    /// The current layers. Cheap: a clone of an `Arc`.
+    pub fn layers(&self) -> Arc<Layers> {
+        match self.layers.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Loads every layer whose version changed (or that is new), indexes it off
+    /// the async runtime, and swaps the set in one step. Returns the ids reloaded.
+    pub async fn reload(&self) -> Result<Vec<String>, StoreError> {
+        let versions = self.store.versions().await?;
+        let current = self.layers();
+        let mut next: Layers = Layers::new();
+        let mut changed = Vec::new();
+        for (id, version) in &versions {
+            match current.get(id) {
+                Some(index) if index.meta.version == *version => {
+                    next.insert(id.clone(), index.clone());
+                }
+                _ => {
+                    let snapshot = self.store.load(id).await?;
+                    let index = tokio::task::spawn_blocking(move || LayerIndex::build(snapshot))
+                        .await
+                        .map_err(|e| StoreError::Corrupt {
+                            layer: id.clone(),
+                            message: format!("indexing failed: {e}"),
+                        })?;
+                    tracing::info!(layer = %id, version = index.meta.version, features = index.len(), "layer loaded");
+                    next.insert(id.clone(), Arc::new(index));
+                    changed.push(id.clone());
+                }
+            }
+        }
+        let removed = current.keys().any(|k| !versions.contains_key(k));
+        if !changed.is_empty() || removed {
+            let mut guard = match self.layers.write() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            *guard = Arc::new(next);
+        }
+        Ok(changed)
+    }
+
+    /// Polls the store for new versions until the process ends.
+    pub fn spawn_reloader(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let state = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(state.config.reload_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = state.reload().await {
+                    tracing::warn!(
+                        "reloading layers failed, still serving the previous versions: {e}"
+                    );
+                }
+            }
+        })
+    }
+}

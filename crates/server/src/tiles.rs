@@ -1,0 +1,238 @@
+//! `/tiles/{layer}.json` (TileJSON 3.0.0) and `/tiles/{layers}/{z}/{x}/{y}.mvt`.
+
+use crate::state::{AppState, CachedTile, TileKey};
+use crate::{ApiError, base_url};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chizu_core::{FieldType, TileCoord};
+use chizu_store::LayerIndex;
+use chizu_tiles::{EXTENT, LayerSpec, TileFeature};
+use std::io::Write;
+use std::sync::Arc;
+
+const MVT_MEDIA_TYPE: &str = "application/vnd.mapbox-vector-tile";
+/// At most this many layers in one composite tile request.
+const MAX_COMPOSITE: usize = 16;
+
+pub async fn tilejson(
+    State(state): State<Arc<AppState>>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Some(id) = file.strip_suffix(".json") else {
+        return Err(ApiError::not_found("no such resource"));
+    };
+    let layers = state.layers();
+    let index = layers.get(id).ok_or_else(|| ApiError::unknown_layer(id))?;
+    let meta = &index.meta;
+    let c = &meta.config;
+    let base = base_url(&state, &headers);
+    let fields: serde_json::Map<String, serde_json::Value> = c
+        .fields
+        .iter()
+        .map(|f| {
+            let ty = match f.ty {
+                FieldType::Integer | FieldType::Float => "Number",
+                FieldType::Boolean => "Boolean",
+                FieldType::Text | FieldType::Date => "String",
+            };
+            (f.name.clone(), serde_json::Value::String(ty.into()))
+        })
+        .collect();
+    let bounds = meta
+        .bounds
+        .map(|b| vec![b.min_x, b.min_y, b.max_x, b.max_y])
+        .unwrap_or_else(|| vec![-180.0, -85.051_128_779_806_59, 180.0, 85.051_128_779_806_59]);
+    let center_zoom = c.zoom.min.max(c.zoom.min.saturating_add(2).min(c.zoom.max));
+    let body = serde_json::json!({
+        "tilejson": "3.0.0",
+        "name": c.title.ja,
+        "description": c.title.en_or_ja(),
+        "version": format!("{}.0.0", meta.version),
+        "attribution": c.attribution,
+        "scheme": "xyz",
+        "tiles": [format!("{base}/tiles/{}/{{z}}/{{x}}/{{y}}.mvt", c.id)],
+        "minzoom": c.zoom.min,
+        "maxzoom": c.zoom.max,
+        "bounds": bounds,
+        "center": [(bounds[0] + bounds[2]) / 2.0, (bounds[1] + bounds[3]) / 2.0, center_zoom],
+        "vector_layers": [{
+            "id": c.id,
+            "description": c.title.en_or_ja(),
+            "minzoom": c.zoom.min,
+            "maxzoom": c.zoom.max,
+            "fields": fields,
+        }],
+    });
+    Ok(Json(body).into_response())
+}
+
+pub async fn tile(
+    State(state): State<Arc<AppState>>,
+    Path((names, z, x, y_file)): Path<(String, String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    // axum matches one parameter per segment, so `{y}.mvt` arrives whole.
+    let y = y_file
+        .strip_suffix(".mvt")
+        .or_else(|| y_file.strip_suffix(".pbf"))
+        .ok_or_else(|| ApiError::not_found("tiles end in .mvt"))?;
+    let parse = |s: &str| s.parse::<u32>().ok();
+    let coord = match (parse(&z), parse(&x), parse(y)) {
+        (Some(z), Some(x), Some(y)) => {
+            TileCoord::new(z, x, y).map_err(|e| ApiError::not_found(e.to_string()))?
+        }
+        _ => return Err(ApiError::not_found("z, x and y must be whole numbers")),
+    };
+    let ids: Vec<&str> = names.split(',').collect();
+    if ids.len() > MAX_COMPOSITE {
+        return Err(ApiError::bad_request(format!(
+            "at most {MAX_COMPOSITE} layers in one tile"
+        )));
+    }
+    let layers = state.layers();
+    let mut selected: Vec<Arc<LayerIndex>> = Vec::with_capacity(ids.len());
+    for id in &ids {
+        let index = layers.get(*id).ok_or_else(|| ApiError::unknown_layer(id))?;
+        if selected.iter().any(|s| s.meta.config.id == *id) {
+            return Err(ApiError::bad_request(format!(
+                "layer `{id}` is named twice"
+            )));
+        }
+        selected.push(index.clone());
+    }
+    let key = TileKey {
+        layers: selected
+            .iter()
+            .map(|l| (l.meta.config.id.clone(), l.meta.version))
+            .collect(),
+        z: coord.z(),
+        x: coord.x(),
+        y: coord.y(),
+    };
+    let tile = state
+        .tile_cache
+        .try_get_with(key, async move {
+            tokio::task::spawn_blocking(move || render(coord, &selected))
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| ApiError::internal("tile rendering", e))?;
+    Ok(respond(&tile, &headers))
+}
+
+/// Cuts, encodes and compresses one tile. CPU-bound: runs on the blocking pool.
+fn render(coord: TileCoord, layers: &[Arc<LayerIndex>]) -> Arc<CachedTile> {
+    let mut inputs = Vec::with_capacity(layers.len());
+    for layer in layers {
+        let c = &layer.meta.config;
+        if !c.zoom.contains(coord.z()) {
+            continue;
+        }
+        let bounds = coord.bounds();
+        let margin = (bounds.max_x - bounds.min_x) * c.tiles.buffer as f64 / EXTENT as f64;
+        let features: Vec<TileFeature<'_>> = layer
+            .query(&bounds.buffered(margin))
+            .into_iter()
+            .map(|f| TileFeature {
+                id: f.id,
+                geometry: &f.mercator,
+                properties: &f.properties,
+            })
+            .collect();
+        let spec = LayerSpec {
+            name: &c.id,
+            fields: c
+                .fields
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (f.name.as_str(), i))
+                .collect(),
+            options: c.tiles,
+        };
+        inputs.push((spec, features));
+    }
+    let (raw, _stats) = chizu_tiles::encode_tile(coord, &inputs);
+    let gzip = if raw.is_empty() {
+        Vec::new()
+    } else {
+        gzip(&raw)
+    };
+    let etag = {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(&raw);
+        format!(
+            "\"{}\"",
+            digest[..12]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        )
+    };
+    Arc::new(CachedTile {
+        raw: raw.into(),
+        gzip: gzip.into(),
+        etag,
+    })
+}
+
+fn gzip(raw: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(raw.len() / 2),
+        flate2::Compression::fast(),
+    );
+    // Writing to a Vec cannot fail.
+    let _ = enc.write_all(raw);
+    enc.finish().unwrap_or_default()
+}
+
+fn respond(tile: &CachedTile, headers: &HeaderMap) -> Response {
+    let etag = HeaderValue::from_str(&tile.etag).unwrap_or(HeaderValue::from_static("\"0\""));
+    let cache_control = HeaderValue::from_static("public, max-age=60");
+    if tile.raw.is_empty() {
+        return (
+            StatusCode::NO_CONTENT,
+            [(header::CACHE_CONTROL, cache_control)],
+        )
+            .into_response();
+    }
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim() == tile.etag || t.trim() == "*")
+        });
+    if not_modified {
+        return (
+            StatusCode::NOT_MODIFIED,
+            [(header::ETAG, etag), (header::CACHE_CONTROL, cache_control)],
+        )
+            .into_response();
+    }
+    let accepts_gzip = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+    let mut response = if accepts_gzip {
+        (
+            [(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"))],
+            tile.gzip.clone(),
+        )
+            .into_response()
+    } else {
+        tile.raw.clone().into_response()
+    };
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(MVT_MEDIA_TYPE),
+    );
+    h.insert(header::ETAG, etag);
+    h.insert(header::CACHE_CONTROL, cache_control);
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    response
+}

@@ -1,0 +1,288 @@
+//! The embedded backend: one GeoPackage file that QGIS opens as it is.
+
+use crate::{LayerSnapshot, Store, StoreError, StoredLayer};
+use chizu_core::{Bounds, Feature, FieldType, LayerConfig, Value};
+use chizu_io::gpkg::{self, TableSpec, quote};
+use chizu_io::{IngestReport, STORAGE_EPSG};
+use sqlx::{Connection, Row, SqlitePool};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// chizu's own bookkeeping, beside the GeoPackage tables. One row per layer.
+const META_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS chizu_layers (
+  id TEXT PRIMARY KEY NOT NULL,
+  version INTEGER NOT NULL,
+  config TEXT NOT NULL,
+  source_path TEXT NOT NULL,
+  source_sha256 TEXT NOT NULL,
+  ingested_at TEXT NOT NULL,
+  feature_count INTEGER NOT NULL,
+  invalid_count INTEGER NOT NULL,
+  repaired_count INTEGER NOT NULL,
+  skipped_count INTEGER NOT NULL
+);
+"#;
+
+pub struct GpkgStore {
+    path: PathBuf,
+    pool: SqlitePool,
+}
+
+impl GpkgStore {
+    /// Opens a store, creating the file if `create` is set.
+    pub async fn open(path: &Path, create: bool) -> Result<Self, StoreError> {
+        if !create && !path.exists() {
+            return Err(StoreError::Database {
+                path: path.display().to_string(),
+                message: "no such file (run `chizu ingest` first)".into(),
+            });
+        }
+        let pool = gpkg::open_pool(path, create).await?;
+        let store = GpkgStore {
+            path: path.to_path_buf(),
+            pool,
+        };
+        sqlx::raw_sql(META_SCHEMA)
+            .execute(&store.pool)
+            .await
+            .map_err(|e| store.db(e))?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn db(&self, e: sqlx::Error) -> StoreError {
+        StoreError::Database {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    fn row_to_layer(&self, row: &sqlx::sqlite::SqliteRow) -> Result<StoredLayer, StoreError> {
+        let id: String = row.try_get("id").map_err(|e| self.db(e))?;
+        let config_json: String = row.try_get("config").map_err(|e| self.db(e))?;
+        let config: LayerConfig =
+            serde_json::from_str(&config_json).map_err(|e| StoreError::Corrupt {
+                layer: id.clone(),
+                message: format!("layer configuration: {e}"),
+            })?;
+        let get =
+            |name: &str| -> Result<i64, StoreError> { row.try_get(name).map_err(|e| self.db(e)) };
+        let bounds = match (
+            row.try_get::<Option<f64>, _>("min_x").ok().flatten(),
+            row.try_get::<Option<f64>, _>("min_y").ok().flatten(),
+            row.try_get::<Option<f64>, _>("max_x").ok().flatten(),
+            row.try_get::<Option<f64>, _>("max_y").ok().flatten(),
+        ) {
+            (Some(min_x), Some(min_y), Some(max_x), Some(max_y)) => Some(Bounds {
+                min_x,
+                min_y,
+                max_x,
+                max_y,
+            }),
+            _ => None,
+        };
+        Ok(StoredLayer {
+            config,
+            version: get("version")? as u64,
+            source_sha256: row.try_get("source_sha256").map_err(|e| self.db(e))?,
+            ingested_at: row.try_get("ingested_at").map_err(|e| self.db(e))?,
+            feature_count: get("feature_count")? as u64,
+            invalid_count: get("invalid_count")? as u64,
+            repaired_count: get("repaired_count")? as u64,
+            skipped_count: get("skipped_count")? as u64,
+            bounds,
+        })
+    }
+
+    async fn layer_row(&self, id: &str) -> Result<StoredLayer, StoreError> {
+        let row = sqlx::query(LAYER_SELECT_ONE)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.db(e))?
+            .ok_or_else(|| StoreError::UnknownLayer(id.to_string()))?;
+        self.row_to_layer(&row)
+    }
+}
+
+const LAYER_SELECT: &str = "SELECT l.*, c.min_x, c.min_y, c.max_x, c.max_y FROM chizu_layers l LEFT JOIN gpkg_contents c ON c.table_name = l.id";
+const LAYER_SELECT_ONE: &str = "SELECT l.*, c.min_x, c.min_y, c.max_x, c.max_y FROM chizu_layers l LEFT JOIN gpkg_contents c ON c.table_name = l.id WHERE l.id = ?";
+
+#[async_trait::async_trait]
+impl Store for GpkgStore {
+    async fn layers(&self) -> Result<Vec<StoredLayer>, StoreError> {
+        let rows = sqlx::query(&format!("{LAYER_SELECT} ORDER BY l.id"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.db(e))?;
+        rows.iter().map(|r| self.row_to_layer(r)).collect()
+    }
+
+    async fn versions(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT id, version FROM chizu_layers")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.db(e))?;
+        Ok(rows.into_iter().map(|(id, v)| (id, v as u64)).collect())
+    }
+
+    async fn load(&self, id: &str) -> Result<LayerSnapshot, StoreError> {
+        // One read transaction: the metadata and the rows belong to the same version.
+        let mut conn = self.pool.acquire().await.map_err(|e| self.db(e))?;
+        let mut tx = conn.begin().await.map_err(|e| self.db(e))?;
+        let row = sqlx::query(LAYER_SELECT_ONE)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| self.db(e))?
+            .ok_or_else(|| StoreError::UnknownLayer(id.to_string()))?;
+        let meta = self.row_to_layer(&row)?;
+        let columns: String = meta
+            .config
+            .fields
+            .iter()
+            .map(|f| format!(", {}", quote(&f.name)))
+            .collect();
+        let rows = sqlx::query(&format!(
+            "SELECT fid, geom{columns} FROM {} ORDER BY fid",
+            quote(id)
+        ))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| self.db(e))?;
+        tx.commit().await.map_err(|e| self.db(e))?;
+        let corrupt = |message: String| StoreError::Corrupt {
+            layer: id.to_string(),
+            message,
+        };
+        let mut features = Vec::with_capacity(rows.len());
+        for row in rows {
+            let fid: i64 = row.try_get(0).map_err(|e| self.db(e))?;
+            let blob: Vec<u8> = row.try_get(1).map_err(|e| self.db(e))?;
+            let geometry =
+                gpkg::decode_blob(&blob).map_err(|e| corrupt(format!("feature {fid}: {e}")))?;
+            let mut properties = Vec::with_capacity(meta.config.fields.len());
+            for (i, field) in meta.config.fields.iter().enumerate() {
+                let c = i + 2;
+                let v = match field.ty {
+                    FieldType::Text | FieldType::Date => row
+                        .try_get::<Option<String>, _>(c)
+                        .map(|v| v.map(Value::Text)),
+                    FieldType::Integer => {
+                        row.try_get::<Option<i64>, _>(c).map(|v| v.map(Value::Int))
+                    }
+                    FieldType::Float => row
+                        .try_get::<Option<f64>, _>(c)
+                        .map(|v| v.map(Value::Float)),
+                    FieldType::Boolean => row
+                        .try_get::<Option<bool>, _>(c)
+                        .map(|v| v.map(Value::Bool)),
+                }
+                .map_err(|e| corrupt(format!("feature {fid} field `{}`: {e}", field.name)))?;
+                properties.push(v.unwrap_or(Value::Null));
+            }
+            features.push(Feature {
+                id: fid as u64,
+                geometry,
+                properties,
+            });
+        }
+        Ok(LayerSnapshot { meta, features })
+    }
+
+    async fn replace_layer(
+        &self,
+        config: &LayerConfig,
+        features: &[Feature],
+        report: &IngestReport,
+        source_sha256: &str,
+    ) -> Result<u64, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(|e| self.db(e))?;
+        // BEGIN IMMEDIATE takes the write lock up front: two ingests of one store
+        // queue instead of failing half-way. Readers (WAL) keep the old version.
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| self.db(e))?;
+        let result = self
+            .write_version(&mut conn, config, features, report, source_sha256)
+            .await;
+        match result {
+            Ok(version) => {
+                sqlx::query("COMMIT")
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| self.db(e))?;
+                Ok(version)
+            }
+            Err(e) => {
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                Err(e)
+            }
+        }
+    }
+}
+
+impl GpkgStore {
+    async fn write_version(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        config: &LayerConfig,
+        features: &[Feature],
+        report: &IngestReport,
+        source_sha256: &str,
+    ) -> Result<u64, StoreError> {
+        let previous: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM chizu_layers WHERE id = ?")
+                .bind(&config.id)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(|e| self.db(e))?;
+        let version = previous.unwrap_or(0) + 1;
+        let description = config
+            .description
+            .as_ref()
+            .map(|d| d.ja.clone())
+            .unwrap_or_default();
+        let spec = TableSpec {
+            table: &config.id,
+            title: &config.title.ja,
+            description: &description,
+            srs_id: STORAGE_EPSG,
+            kind: config.geometry,
+            fields: &config.fields,
+        };
+        gpkg::write_table(conn, &spec, features).await?;
+        let config_json = serde_json::to_string(config).map_err(|e| StoreError::Corrupt {
+            layer: config.id.clone(),
+            message: e.to_string(),
+        })?;
+        sqlx::query("INSERT OR REPLACE INTO chizu_layers VALUES (?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%SZ','now'), ?, ?, ?, ?)")
+                .bind(&config.id)
+                .bind(version)
+                .bind(config_json)
+                .bind(config.source.path.display().to_string())
+                .bind(source_sha256)
+                .bind(features.len() as i64)
+                .bind(report.invalid.len() as i64)
+                .bind(report.repaired as i64)
+                .bind(report.skipped as i64)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| self.db(e))?;
+        Ok::<u64, StoreError>(version as u64)
+    }
+
+    /// The recorded metadata of one layer.
+    pub async fn layer(&self, id: &str) -> Result<StoredLayer, StoreError> {
+        self.layer_row(id).await
+    }
+}

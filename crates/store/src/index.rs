@@ -1,0 +1,87 @@
+//! The in-memory R-tree over one layer version, in Web Mercator for tiles.
+
+use crate::{LayerSnapshot, StoredLayer};
+use chizu_core::tile::lonlat_to_mercator;
+use chizu_core::{Bounds, Value};
+use geo::{Geometry, MapCoords};
+use rstar::primitives::{GeomWithData, Rectangle};
+use rstar::{AABB, RTree};
+
+/// A feature held by the index: its stored (longitude/latitude) geometry for
+/// feature output, and its Web Mercator geometry for tiles.
+#[derive(Debug, Clone)]
+pub struct IndexedFeature {
+    pub id: u64,
+    pub lonlat: Geometry<f64>,
+    pub mercator: Geometry<f64>,
+    pub properties: Vec<Value>,
+}
+
+type Entry = GeomWithData<Rectangle<[f64; 2]>, u32>;
+
+/// One layer version, bulk-loaded into an R-tree (keyed in Web Mercator metres).
+pub struct LayerIndex {
+    pub meta: StoredLayer,
+    pub features: Vec<IndexedFeature>,
+    tree: RTree<Entry>,
+}
+
+impl LayerIndex {
+    /// Projects every feature to Web Mercator and bulk-loads the tree (O(n log n)).
+    pub fn build(snapshot: LayerSnapshot) -> LayerIndex {
+        let mut entries = Vec::with_capacity(snapshot.features.len());
+        let features: Vec<IndexedFeature> = snapshot
+            .features
+            .into_iter()
+            .map(|f| {
+                let mercator = f.geometry.map_coords(|c| {
+                    let (x, y) = lonlat_to_mercator(c.x, c.y);
+                    geo::Coord { x, y }
+                });
+                IndexedFeature {
+                    id: f.id,
+                    lonlat: f.geometry,
+                    mercator,
+                    properties: f.properties,
+                }
+            })
+            .collect();
+        for (i, f) in features.iter().enumerate() {
+            let b = Bounds::of_geometry(&f.mercator);
+            if !b.is_empty() {
+                entries.push(GeomWithData::new(
+                    Rectangle::from_corners([b.min_x, b.min_y], [b.max_x, b.max_y]),
+                    i as u32,
+                ));
+            }
+        }
+        LayerIndex {
+            meta: snapshot.meta,
+            features,
+            tree: RTree::bulk_load(entries),
+        }
+    }
+
+    /// Features whose bounding box meets `b` (Web Mercator), in id order.
+    pub fn query(&self, b: &Bounds) -> Vec<&IndexedFeature> {
+        let envelope = AABB::from_corners([b.min_x, b.min_y], [b.max_x, b.max_y]);
+        let mut hits: Vec<u32> = self
+            .tree
+            .locate_in_envelope_intersecting(&envelope)
+            .map(|e| e.data)
+            .collect();
+        // Stable order: the same tile always encodes the same bytes (and ETag).
+        hits.sort_unstable();
+        hits.into_iter()
+            .map(|i| &self.features[i as usize])
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.features.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.features.is_empty()
+    }
+}
