@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what chizu's build and tests need on Debian 12, only when missing:
+# cmake (PROJ is built from source by the proj crate), GDAL and PROJ command-line
+# tools (independent cross-checks in tests), and Python's mapbox-vector-tile
+# (an independent MVT decoder).
+set -euo pipefail
+need_apt=()
+command -v cmake >/dev/null || need_apt+=(cmake)
+command -v ogrinfo >/dev/null || need_apt+=(gdal-bin)
+command -v cs2cs >/dev/null || need_apt+=(proj-bin)
+command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+if ! python3 -c 'import mapbox_vector_tile' 2>/dev/null; then
+  python3 -m pip install -q mapbox-vector-tile 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages mapbox-vector-tile
+fi

@@ -1,0 +1,204 @@
+//! Helpers for end-to-end tests: a sample city in a temporary directory, the real
+//! `chizu` binary, and a server on a free port that is stopped when dropped.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+pub fn chizu_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_chizu")
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared/data`, present beside the project on developer machines and in CI.
+pub fn shared_data() -> PathBuf {
+    repo().join("../shared/data")
+}
+
+/// Runs `chizu args...` in `dir`, returning its output.
+pub fn chizu(dir: &Path, args: &[&str]) -> Output {
+    Command::new(chizu_bin())
+        .args(args)
+        .current_dir(dir)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("chizu runs")
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A working directory laid out like the repository: `layers/` (copied) and
+/// `data-samples/` (generated), so the layer files' relative paths hold.
+pub struct City {
+    pub dir: tempfile::TempDir,
+}
+
+impl City {
+    pub fn new() -> City {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let layers = dir.path().join("layers");
+        std::fs::create_dir_all(&layers).unwrap();
+        for entry in std::fs::read_dir(repo().join("layers")).unwrap() {
+            let p = entry.unwrap().path();
+            std::fs::copy(&p, layers.join(p.file_name().unwrap())).unwrap();
+        }
+        let samples = dir.path().join("data-samples");
+        std::fs::create_dir_all(&samples).unwrap();
+        std::fs::copy(
+            repo().join("data-samples/kashima_outline.geojson"),
+            samples.join("kashima_outline.geojson"),
+        )
+        .unwrap();
+        let out = chizu(dir.path(), &["samples"]);
+        assert!(out.status.success(), "{}", text(&out));
+        City { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn store(&self) -> PathBuf {
+        self.path().join("city.gpkg")
+    }
+
+    pub fn ingest(&self, args: &[&str]) -> Output {
+        let store = self.store();
+        let mut all = vec!["ingest", "--store", store.to_str().unwrap()];
+        all.extend_from_slice(args);
+        chizu(self.path(), &all)
+    }
+}
+
+/// `chizu serve` on a free port; killed on drop.
+pub struct Server {
+    child: Child,
+    pub base: String,
+}
+
+impl Server {
+    pub fn start(store: &Path) -> Server {
+        let mut child = Command::new(chizu_bin())
+            .args([
+                "serve",
+                "--store",
+                store.to_str().unwrap(),
+                "--bind",
+                "127.0.0.1:0",
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("server starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("chizu listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_string();
+        Server { child, base }
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        get(&format!("{}{path}", self.base), &[])
+    }
+
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+        get(&format!("{}{path}", self.base), headers)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+pub fn get(url: &str, headers: &[(&str, &str)]) -> Response {
+    let mut req = ureq::get(url);
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let resp = match req.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("GET {url}: {e}"),
+    };
+    let status = resp.status();
+    let headers = resp
+        .headers_names()
+        .into_iter()
+        .map(|n| {
+            let v = resp.header(&n).unwrap_or("").to_string();
+            (n, v)
+        })
+        .collect();
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).unwrap();
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Decodes MVT files with Python's mapbox-vector-tile (tests/decode_mvt.py).
+pub fn decode_with_python(files: &[PathBuf]) -> serde_json::Value {
+    let out = Command::new("python3")
+        .arg(repo().join("tests/decode_mvt.py"))
+        .args(files)
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).expect("decoder prints JSON")
+}
+
+/// Runs a command and returns its stdout, failing the test on error.
+pub fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(out.status.success(), "{cmd} {args:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The tile (z, x, y) holding longitude/latitude.
+pub fn tile_of(lon: f64, lat: f64, z: u8) -> (u8, u32, u32) {
+    let (mx, my) = chizu_core::tile::lonlat_to_mercator(lon, lat);
+    let t = chizu_core::TileCoord::containing(z, mx, my);
+    (z, t.x(), t.y())
+}

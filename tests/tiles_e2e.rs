@@ -1,0 +1,280 @@
+//! End to end: generate the sample city, ingest it with the real binary, serve it
+//! on a free port, fetch tiles at many zooms and decode them with independent
+//! decoders (Python mapbox-vector-tile; geozero, which rejects wrong winding).
+
+mod common;
+use common::*;
+use std::collections::BTreeMap;
+
+const LAYERS: &[(&str, u8, u8)] = &[
+    ("boundary", 8, 22),
+    ("hazard", 10, 22),
+    ("parcels", 14, 22),
+    ("roads", 12, 22),
+    ("water_pipes", 13, 22),
+    ("zoning", 10, 22),
+];
+
+/// The first vertex and attributes of feature `fid`, as GDAL reads them from the store.
+fn feature_by_gdal(
+    store: &std::path::Path,
+    layer: &str,
+    fid: u32,
+) -> ((f64, f64), BTreeMap<String, String>) {
+    let out = run(
+        "ogrinfo",
+        &[
+            "-ro",
+            "-q",
+            store.to_str().unwrap(),
+            layer,
+            "-fid",
+            &fid.to_string(),
+        ],
+    );
+    let mut attrs = BTreeMap::new();
+    let mut first = None;
+    for line in out.lines() {
+        let line = line.trim();
+        if let Some((key, value)) = line.split_once(" = ") {
+            if let Some((name, _ty)) = key.split_once(' ') {
+                attrs.insert(name.to_string(), value.to_string());
+            }
+        }
+        if line.starts_with("MULTI")
+            || line.starts_with("POLYGON")
+            || line.starts_with("LINESTRING")
+        {
+            let start = line
+                .rfind('(')
+                .map(|_| line.trim_start_matches(|c: char| !c.is_ascii_digit() && c != '-'));
+            let nums: Vec<f64> = start
+                .unwrap_or("")
+                .split(|c: char| c == ',' || c == ' ' || c == ')')
+                .filter_map(|s| s.parse().ok())
+                .take(2)
+                .collect();
+            first = Some((nums[0], nums[1]));
+        }
+    }
+    (first.expect("ogrinfo prints the geometry"), attrs)
+}
+
+#[test]
+fn tiles_are_correct_in_every_layers_zoom_range() {
+    let city = City::new();
+    let out = city.ingest(&["--all"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let server = Server::start(&city.store());
+    let tmp = tempfile::tempdir().unwrap();
+
+    let catalog = server.get("/catalog").json();
+    let ids: Vec<&str> = catalog["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, LAYERS.iter().map(|l| l.0).collect::<Vec<_>>());
+
+    let (parcel_point, parcel) = feature_by_gdal(&city.store(), "parcels", 100);
+    let chiban = parcel["chiban"].clone();
+    assert!(!chiban.is_empty());
+
+    let mut files = Vec::new();
+    let mut expected = Vec::new();
+    for &(layer, min, max) in LAYERS {
+        let (point, _) = if layer == "parcels" {
+            (parcel_point, parcel.clone())
+        } else {
+            feature_by_gdal(&city.store(), layer, 1)
+        };
+        for z in [8u8, 10, 12, 13, 14, 17, 22, 23] {
+            let (z, x, y) = tile_of(point.0, point.1, z);
+            let r = server.get(&format!("/tiles/{layer}/{z}/{x}/{y}.mvt"));
+            let in_range = (min..=max).contains(&z);
+            if !in_range {
+                assert_eq!(r.status, 204, "{layer} at z{z} is outside its zoom range");
+                continue;
+            }
+            assert_eq!(r.status, 200, "{layer} at z{z} must have its feature");
+            assert_eq!(
+                r.header("content-type"),
+                Some("application/vnd.mapbox-vector-tile")
+            );
+            let file = tmp.path().join(format!("{layer}-{z}.mvt"));
+            std::fs::write(&file, &r.body).unwrap();
+
+            // geozero's reader refuses polygons with the wrong winding.
+            use geozero::ToGeo;
+            use geozero::mvt::Message;
+            let tile = geozero::mvt::Tile::decode(r.body.as_slice()).unwrap();
+            for f in &tile.layers[0].features {
+                f.to_geo()
+                    .unwrap_or_else(|e| panic!("{layer} z{z} feature {:?}: {e}", f.id));
+            }
+            files.push(file.clone());
+            expected.push((file, layer, z));
+        }
+    }
+    let decoded = decode_with_python(&files);
+    for (file, layer, z) in expected {
+        let tile = &decoded[file.to_str().unwrap()];
+        let l = &tile[layer];
+        assert_eq!(
+            tile.as_object().unwrap().len(),
+            1,
+            "{layer} z{z}: only its own layer"
+        );
+        assert_eq!(l["extent"], 4096);
+        assert!(l["count"].as_u64().unwrap() >= 1, "{layer} z{z}");
+        assert_eq!(l["bad_rings"], 0, "{layer} z{z}: MVT winding");
+        assert!(
+            l["min"].as_i64().unwrap() >= -64 && l["max"].as_i64().unwrap() <= 4096 + 64,
+            "{layer} z{z}: inside the buffer"
+        );
+        assert!(
+            l["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|id| id.as_u64().unwrap_or(0) > 0),
+            "{layer}: ids set"
+        );
+        if layer == "parcels" {
+            let props = l["properties"].as_array().unwrap();
+            let ids = l["ids"].as_array().unwrap();
+            let i = ids
+                .iter()
+                .position(|id| id == 100)
+                .expect("the known parcel is in its tile");
+            assert_eq!(props[i]["chiban"], chiban.as_str());
+            assert_eq!(props[i]["oaza"], parcel["oaza"].as_str());
+            // Typed attributes: area is a number, not text.
+            assert!(props[i]["area_m2"].is_f64(), "{}", props[i]);
+        }
+        if layer == "water_pipes" {
+            let props = &l["properties"][0];
+            assert!(props["diameter_mm"].is_i64(), "{props}");
+        }
+    }
+
+    // A composite tile holds the same layers as the single ones.
+    let (z, x, y) = tile_of(parcel_point.0, parcel_point.1, 14);
+    let names = LAYERS.iter().map(|l| l.0).collect::<Vec<_>>().join(",");
+    let composite = server.get(&format!("/tiles/{names}/{z}/{x}/{y}.mvt"));
+    assert_eq!(composite.status, 200);
+    let cfile = tmp.path().join("composite.mvt");
+    std::fs::write(&cfile, &composite.body).unwrap();
+    let mut singles = Vec::new();
+    for &(layer, ..) in LAYERS {
+        let r = server.get(&format!("/tiles/{layer}/{z}/{x}/{y}.mvt"));
+        if r.status == 200 {
+            let f = tmp.path().join(format!("single-{layer}.mvt"));
+            std::fs::write(&f, &r.body).unwrap();
+            singles.push((layer, f));
+        }
+    }
+    let mut all = vec![cfile.clone()];
+    all.extend(singles.iter().map(|(_, f)| f.clone()));
+    let decoded = decode_with_python(&all);
+    let c = &decoded[cfile.to_str().unwrap()];
+    assert_eq!(c.as_object().unwrap().len(), singles.len());
+    for (layer, f) in &singles {
+        assert_eq!(
+            c[layer]["count"],
+            decoded[f.to_str().unwrap()][layer]["count"],
+            "{layer}"
+        );
+    }
+    assert!(singles.iter().any(|(l, _)| *l == "parcels"));
+}
+
+#[test]
+fn http_behaviour_of_tiles_and_metadata() {
+    let city = City::new();
+    let out = city.ingest(&["--layer", "parcels", "--layer", "boundary"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let server = Server::start(&city.store());
+    let (lon, lat) = feature_by_gdal(&city.store(), "parcels", 1).0;
+    let (z, x, y) = tile_of(lon, lat, 15);
+    let path = format!("/tiles/parcels/{z}/{x}/{y}.mvt");
+
+    let raw = server.get(&path);
+    assert_eq!(raw.status, 200);
+    assert!(raw.header("content-encoding").is_none());
+    assert!(raw.header("cache-control").unwrap().contains("max-age"));
+    let etag = raw.header("etag").unwrap().to_string();
+
+    let gz = server.get_with(&path, &[("Accept-Encoding", "gzip")]);
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(gz.body.as_slice()),
+        &mut unzipped,
+    )
+    .unwrap();
+    assert_eq!(unzipped, raw.body);
+    assert!(gz.body.len() < raw.body.len());
+
+    let again = server.get_with(&path, &[("If-None-Match", &etag)]);
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+    let stale = server.get_with(&path, &[("If-None-Match", "\"something-else\"")]);
+    assert_eq!(stale.status, 200);
+
+    // Errors are JSON problem details with the right status.
+    for (bad, status) in [
+        ("/tiles/nosuchlayer/15/1/1.mvt", 404),
+        ("/tiles/parcels,nosuchlayer/15/1/1.mvt", 404),
+        ("/tiles/parcels/25/0/0.mvt", 404),
+        ("/tiles/parcels/3/8/0.mvt", 404),
+        ("/tiles/parcels/3/-1/0.mvt", 404),
+        ("/tiles/parcels/a/b/c.mvt", 404),
+        ("/tiles/parcels/3/1/1.png", 404),
+        ("/tiles/parcels,parcels/3/1/1.mvt", 400),
+        ("/tiles/nosuchlayer.json", 404),
+        ("/nothing/here", 404),
+    ] {
+        let r = server.get(bad);
+        assert_eq!(r.status, status, "{bad}");
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/problem+json"),
+            "{bad}"
+        );
+        let body = r.json();
+        assert_eq!(body["status"], status, "{bad}");
+        assert!(body["detail"].as_str().unwrap().len() > 5, "{bad}");
+    }
+
+    // Empty tile: 204. The ocean south of Japan at z14.
+    let (z, x, y) = tile_of(135.0, 25.0, 14);
+    assert_eq!(
+        server
+            .get(&format!("/tiles/parcels/{z}/{x}/{y}.mvt"))
+            .status,
+        204
+    );
+
+    let tj = server.get("/tiles/parcels.json").json();
+    assert_eq!(tj["tilejson"], "3.0.0");
+    assert_eq!(tj["minzoom"], 14);
+    assert_eq!(tj["maxzoom"], 22);
+    assert!(
+        tj["tiles"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("/tiles/parcels/{z}/{x}/{y}.mvt")
+    );
+    let b = tj["bounds"].as_array().unwrap();
+    let b: Vec<f64> = b.iter().map(|v| v.as_f64().unwrap()).collect();
+    assert!(
+        b[0] > 130.0 && b[2] < 130.2 && b[1] > 32.9 && b[3] < 33.2,
+        "{b:?}"
+    );
+    let fields = &tj["vector_layers"][0]["fields"];
+    assert_eq!(fields["chiban"], "String");
+    assert_eq!(fields["area_m2"], "Number");
+    assert_eq!(server.get("/health").json()["status"], "ok");
+}
