@@ -36,10 +36,10 @@ fn feature_by_gdal(
     let mut first = None;
     for line in out.lines() {
         let line = line.trim();
-        if let Some((key, value)) = line.split_once(" = ") {
-            if let Some((name, _ty)) = key.split_once(' ') {
-                attrs.insert(name.to_string(), value.to_string());
-            }
+        if let Some((key, value)) = line.split_once(" = ")
+            && let Some((name, _ty)) = key.split_once(' ')
+        {
+            attrs.insert(name.to_string(), value.to_string());
         }
         if line.starts_with("MULTI")
             || line.starts_with("POLYGON")
@@ -50,7 +50,7 @@ fn feature_by_gdal(
                 .map(|_| line.trim_start_matches(|c: char| !c.is_ascii_digit() && c != '-'));
             let nums: Vec<f64> = start
                 .unwrap_or("")
-                .split(|c: char| c == ',' || c == ' ' || c == ')')
+                .split([',', ' ', ')'])
                 .filter_map(|s| s.parse().ok())
                 .take(2)
                 .collect();

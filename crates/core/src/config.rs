@@ -330,10 +330,8 @@ impl LayerConfig {
             message: e.to_string(),
         })?;
         config.validate(file, roles)?;
-        if config.source.path.is_relative() {
-            if let Some(dir) = file.parent() {
-                config.source.path = dir.join(&config.source.path);
-            }
+        if let Some(dir) = file.parent().filter(|_| config.source.path.is_relative()) {
+            config.source.path = dir.join(&config.source.path);
         }
         Ok(config)
     }
@@ -349,13 +347,15 @@ impl LayerConfig {
                 ),
             );
         }
-        if let Some(stem) = file.file_stem().and_then(|s| s.to_str()) {
-            if stem != self.id {
-                return bad(
-                    "id",
-                    format!("`{}` must match the file name `{stem}.toml`", self.id),
-                );
-            }
+        if let Some(stem) = file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .filter(|stem| *stem != self.id)
+        {
+            return bad(
+                "id",
+                format!("`{}` must match the file name `{stem}.toml`", self.id),
+            );
         }
         if parse_epsg(&self.source.crs).is_none() {
             return bad(
@@ -363,13 +363,16 @@ impl LayerConfig {
                 format!("`{}` is not of the form EPSG:<code>", self.source.crs),
             );
         }
-        if let Some(label) = &self.source.encoding {
-            if encoding_for_label(label).is_none() {
-                return bad(
-                    "source.encoding",
-                    format!("unknown text encoding `{label}` (try CP932 or UTF-8)"),
-                );
-            }
+        if let Some(label) = self
+            .source
+            .encoding
+            .as_ref()
+            .filter(|l| encoding_for_label(l).is_none())
+        {
+            return bad(
+                "source.encoding",
+                format!("unknown text encoding `{label}` (try CP932 or UTF-8)"),
+            );
         }
         if self.zoom.min > self.zoom.max || self.zoom.max > crate::tile::MAX_ZOOM {
             return bad(
@@ -382,7 +385,10 @@ impl LayerConfig {
                 ),
             );
         }
-        if self.tiles.buffer > 2048 || !(self.tiles.simplify >= 0.0) || self.tiles.max_bytes < 1024
+        if self.tiles.buffer > 2048
+            || self.tiles.simplify.is_nan()
+            || self.tiles.simplify < 0.0
+            || self.tiles.max_bytes < 1024
         {
             return bad(
                 "tiles",

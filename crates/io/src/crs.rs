@@ -89,7 +89,7 @@ pub fn for_each_coord_mut(
         l: &mut LineString<f64>,
         f: &mut dyn FnMut(&mut Coord<f64>) -> Result<(), String>,
     ) -> Result<(), String> {
-        l.0.iter_mut().try_for_each(|c| f(c))
+        l.0.iter_mut().try_for_each(f)
     }
     fn polygon(
         p: &mut geo::Polygon<f64>,

@@ -35,15 +35,15 @@ pub fn detect_encoding(
     }
     let dbf = shp.with_extension("dbf");
     let mut header = [0u8; 32];
-    if let Ok(mut f) = std::fs::File::open(&dbf) {
-        if f.read_exact(&mut header).is_ok() {
-            // Language driver ids for Japanese Shift_JIS (dBase / ArcGIS tables).
-            if matches!(header[29], 0x13 | 0x7b) {
-                return Ok((encoding_rs::SHIFT_JIS, EncodingSource::LanguageDriver));
-            }
-            if header[29] == 0x57 && declared.is_none() {
-                return Ok((encoding_rs::WINDOWS_1252, EncodingSource::LanguageDriver));
-            }
+    if let Ok(mut f) = std::fs::File::open(&dbf)
+        && f.read_exact(&mut header).is_ok()
+    {
+        // Language driver ids for Japanese Shift_JIS (dBase / ArcGIS tables).
+        if matches!(header[29], 0x13 | 0x7b) {
+            return Ok((encoding_rs::SHIFT_JIS, EncodingSource::LanguageDriver));
+        }
+        if header[29] == 0x57 && declared.is_none() {
+            return Ok((encoding_rs::WINDOWS_1252, EncodingSource::LanguageDriver));
         }
     }
     if let Some(label) = declared {
@@ -264,15 +264,15 @@ pub fn write<'a>(
     // encoding_rs would write unmappable characters as HTML entities: refuse them.
     for f in features.clone() {
         for (field, value) in fields.iter().zip(&f.properties) {
-            if let Value::Text(s) = value {
-                if encoding.encode(s).2 {
-                    return Err(IoError::field(
-                        path,
-                        f.id as usize,
-                        &field.name,
-                        format!("{s:?} cannot be written in {}", encoding.name()),
-                    ));
-                }
+            if let Value::Text(s) = value
+                && encoding.encode(s).2
+            {
+                return Err(IoError::field(
+                    path,
+                    f.id as usize,
+                    &field.name,
+                    format!("{s:?} cannot be written in {}", encoding.name()),
+                ));
             }
         }
     }

@@ -58,7 +58,7 @@ pub fn generate(outline: &Path, out: &Path, scale: u32) -> Result<SampleCounts, 
         source: e,
     })?;
     let city = load_outline(outline)?;
-    let mut rng = Rng::new(0x6b61_7368_696d_61 + scale as u64);
+    let mut rng = Rng::new(0x006b_6173_6869_6d61 + scale as u64);
     let town = Town::lay_out(&city, scale, &mut rng);
     let mut counts = SampleCounts::default();
 

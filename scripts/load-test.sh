@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# HTTP load test of a running chizu over a fixed list of z14-z16 tiles around
+# Kashima, with wrk (Debian package). Prints tiles/s and latency percentiles.
+#   scripts/load-test.sh [BASE_URL] [DURATION]
+# Start a server first, e.g. `cargo run --release -- demo`.
+set -euo pipefail
+BASE=${1:-http://127.0.0.1:8080}
+DURATION=${2:-20s}
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+LIST=$(mktemp)
+# The tiles covering central Kashima at z14..z16 (x, y from the city bounds).
+python3 - "$LIST" <<'PY'
+import math, sys
+def tile(lon, lat, z):
+    n = 2 ** z
+    return int((lon + 180) / 360 * n), int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+with open(sys.argv[1], "w") as f:
+    for z in (14, 15, 16):
+        x0, y0 = tile(130.05, 33.13, z)
+        x1, y1 = tile(130.16, 33.02, z)
+        for x in range(x0, x1 + 1):
+            for y in range(y0, y1 + 1):
+                f.write(f"/tiles/parcels,roads,zoning,hazard,boundary/{z}/{x}/{y}.mvt\n")
+PY
+echo "$(wc -l < "$LIST") tiles in the list"
+SCRIPT=$(mktemp --suffix=.lua)
+cat > "$SCRIPT" <<LUA
+local paths = {}
+for line in io.lines("$LIST") do paths[#paths + 1] = line end
+local i = 0
+request = function()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i], { ["Accept-Encoding"] = "gzip" })
+end
+done = function(summary, latency, requests)
+  io.write(string.format("tiles/s: %.0f  p50: %.2f ms  p99: %.2f ms  errors: %d\n",
+    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000, summary.errors.status + summary.errors.connect + summary.errors.read))
+end
+LUA
+wrk -t2 -c32 -d"$DURATION" -s "$SCRIPT" "$BASE"
+rm -f "$LIST" "$SCRIPT"
