@@ -261,6 +261,10 @@ pub struct AccessConfig {
     /// Per-field read roles; fields not named are readable by whoever reads the layer.
     #[serde(default)]
     pub fields: BTreeMap<String, Vec<String>>,
+    /// Per-role row filters in CQL2 text. A caller sees a row when any of its
+    /// roles that reads the layer has no filter, or has one the row passes.
+    #[serde(default)]
+    pub rows: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -457,6 +461,24 @@ impl LayerConfig {
             }
             check_roles(key, list)?;
         }
+        for (role, filter) in &self.access.rows {
+            let key = format!("access.rows.{role}");
+            check_roles(key.clone(), std::slice::from_ref(role))?;
+            if !public && !self.access.read.contains(role) {
+                return bad(
+                    &key,
+                    format!("role `{role}` has a row filter but does not read the layer"),
+                );
+            }
+            let parsed = crate::cql2::parse(filter)
+                .map_err(|e| ConfigError::invalid(file, &key, e.to_string()))?;
+            if let Err(name) = parsed.compile(&self.fields) {
+                return bad(
+                    &key,
+                    format!("the filter names `{name}`, which is not a field of this layer"),
+                );
+            }
+        }
         Ok(())
     }
 
@@ -566,6 +588,29 @@ fields = { owner_name = ["staff"] }
         assert!(e.contains("source.crs"), "{e}");
         let e = error_of(&PARCELS.replace("CP932", "klingon"));
         assert!(e.contains("source.encoding"), "{e}");
+    }
+
+    #[test]
+    fn row_filters_are_parsed_and_checked() {
+        let with = |rows: &str| {
+            PARCELS.replace(
+                "fields = { owner_name = [\"staff\"] }",
+                &format!("fields = {{ owner_name = [\"staff\"] }}\nrows = {{ {rows} }}"),
+            )
+        };
+        assert!(parse(&with("public = \"chiban LIKE '1%'\"")).is_ok());
+        let e = error_of(&with("public = \"chiban LIKE\""));
+        assert!(
+            e.contains("access.rows.public") && e.contains("character"),
+            "{e}"
+        );
+        let e = error_of(&with("public = \"status = 'x'\""));
+        assert!(
+            e.contains("access.rows.public") && e.contains("status"),
+            "{e}"
+        );
+        let e = error_of(&with("nobody = \"chiban = '1'\""));
+        assert!(e.contains("unknown role `nobody`"), "{e}");
     }
 
     #[test]

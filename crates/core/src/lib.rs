@@ -4,6 +4,7 @@
 //! every part of chizu agrees on one meaning of "layer", "field" and "tile".
 
 pub mod config;
+pub mod cql2;
 pub mod feature;
 pub mod tile;
 pub mod value;

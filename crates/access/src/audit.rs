@@ -1,0 +1,131 @@
+//! The audit log of personal-data reads: append-only, written off the request
+//! path by a background task so that tiles are never slowed by it.
+
+use serde::Serialize;
+use sqlx::SqlitePool;
+use tokio::sync::mpsc;
+
+pub(crate) const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS chizu_audit (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  at INTEGER NOT NULL,
+  user TEXT NOT NULL,
+  layer TEXT NOT NULL,
+  via TEXT NOT NULL,
+  area TEXT NOT NULL,
+  features INTEGER NOT NULL,
+  fields TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS chizu_audit_no_update BEFORE UPDATE ON chizu_audit
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS chizu_audit_no_delete BEFORE DELETE ON chizu_audit
+  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"#;
+
+/// One read of personal data.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AuditEvent {
+    /// Unix seconds.
+    pub at: i64,
+    pub user: String,
+    pub layer: String,
+    /// How it was read: "tile", "query", "export".
+    pub via: String,
+    /// The tile (z/x/y) or area read.
+    pub area: String,
+    pub features: u64,
+    /// The personal fields included.
+    pub fields: String,
+}
+
+#[derive(Clone)]
+pub struct AuditLog {
+    sender: mpsc::UnboundedSender<AuditEvent>,
+    pool: SqlitePool,
+}
+
+impl AuditLog {
+    /// Starts the writer task. Events are batched into one transaction per burst.
+    pub fn start(pool: SqlitePool) -> AuditLog {
+        let (sender, mut receiver) = mpsc::unbounded_channel::<AuditEvent>();
+        let writer = pool.clone();
+        tokio::spawn(async move {
+            while let Some(first) = receiver.recv().await {
+                let mut batch = vec![first];
+                while let Ok(more) = receiver.try_recv() {
+                    batch.push(more);
+                    if batch.len() >= 1000 {
+                        break;
+                    }
+                }
+                if let Err(e) = write(&writer, &batch).await {
+                    tracing::error!("audit log: {} events not written: {e}", batch.len());
+                }
+            }
+        });
+        AuditLog { sender, pool }
+    }
+
+    pub fn record(&self, mut event: AuditEvent) {
+        if event.at == 0 {
+            event.at = crate::auth::now();
+        }
+        if self.sender.send(event).is_err() {
+            tracing::error!("audit log writer has stopped");
+        }
+    }
+
+    /// Events, oldest first, optionally of one user and since a time (Unix seconds).
+    pub async fn events(
+        &self,
+        user: Option<&str>,
+        since: Option<i64>,
+    ) -> Result<Vec<AuditEvent>, sqlx::Error> {
+        read(&self.pool, user, since).await
+    }
+}
+
+async fn write(pool: &SqlitePool, batch: &[AuditEvent]) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    for e in batch {
+        sqlx::query("INSERT INTO chizu_audit (at, user, layer, via, area, features, fields) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(e.at)
+            .bind(&e.user)
+            .bind(&e.layer)
+            .bind(&e.via)
+            .bind(&e.area)
+            .bind(e.features as i64)
+            .bind(&e.fields)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
+}
+
+pub async fn read(
+    pool: &SqlitePool,
+    user: Option<&str>,
+    since: Option<i64>,
+) -> Result<Vec<AuditEvent>, sqlx::Error> {
+    let rows: Vec<(i64, String, String, String, String, i64, String)> = sqlx::query_as(
+        "SELECT at, user, layer, via, area, features, fields FROM chizu_audit WHERE (?1 IS NULL OR user = ?1) AND (?2 IS NULL OR at >= ?2) ORDER BY id",
+    )
+    .bind(user)
+    .bind(since)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(at, user, layer, via, area, features, fields)| AuditEvent {
+                at,
+                user,
+                layer,
+                via,
+                area,
+                features: features as u64,
+                fields,
+            },
+        )
+        .collect())
+}

@@ -1,0 +1,467 @@
+//! Users, sessions and API tokens, kept in the store's SQLite/GeoPackage file.
+//! Passwords are argon2id hashes; session ids and tokens are 256-bit random
+//! values of which only the SHA-256 is stored, so a copy of the file grants nothing.
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::SqlitePool;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS chizu_users (
+  name TEXT PRIMARY KEY NOT NULL,
+  password_hash TEXT NOT NULL,
+  roles TEXT NOT NULL,
+  disabled INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chizu_sessions (
+  id_hash TEXT PRIMARY KEY NOT NULL,
+  user TEXT NOT NULL REFERENCES chizu_users(name),
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chizu_tokens (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  token_hash TEXT UNIQUE NOT NULL,
+  user TEXT NOT NULL REFERENCES chizu_users(name),
+  label TEXT NOT NULL DEFAULT '',
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  revoked INTEGER NOT NULL DEFAULT 0
+);
+"#;
+
+/// How long a login session lasts.
+pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("user `{0}` already exists")]
+    UserExists(String),
+    #[error("no user `{0}`")]
+    NoUser(String),
+    #[error("invalid user name `{0}`: use 1-64 letters, digits, `.`, `_` or `-`")]
+    BadName(String),
+    #[error("passwords must be at least 10 characters")]
+    WeakPassword,
+    #[error("no token {0}")]
+    NoToken(i64),
+    #[error("user database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("password hashing: {0}")]
+    Hash(String),
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct UserInfo {
+    pub name: String,
+    pub roles: Vec<String>,
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub user: String,
+    pub label: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked: bool,
+}
+
+#[derive(Clone)]
+pub struct AuthDb {
+    pool: SqlitePool,
+}
+
+pub(crate) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn random_secret() -> Result<String, AuthError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| AuthError::Hash(e.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn digest(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// A hash of a password nobody has, verified against when the user does not
+/// exist, so that unknown users and wrong passwords take the same time.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| {
+        Argon2::default()
+            .hash_password(b"decoy password that no user has")
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
+}
+
+impl AuthDb {
+    /// Uses (and prepares) the store's own database.
+    pub async fn new(pool: SqlitePool) -> Result<AuthDb, AuthError> {
+        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        sqlx::raw_sql(crate::audit::SCHEMA).execute(&pool).await?;
+        Ok(AuthDb { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    fn hash(password: &str) -> Result<String, AuthError> {
+        if password.chars().count() < 10 {
+            return Err(AuthError::WeakPassword);
+        }
+        Argon2::default()
+            .hash_password(password.as_bytes())
+            .map(|h| h.to_string())
+            .map_err(|e| AuthError::Hash(e.to_string()))
+    }
+
+    pub async fn add_user(
+        &self,
+        name: &str,
+        password: &str,
+        roles: &[String],
+    ) -> Result<(), AuthError> {
+        if !valid_name(name) {
+            return Err(AuthError::BadName(name.to_string()));
+        }
+        let hash = Self::hash(password)?;
+        let result = sqlx::query(
+            "INSERT INTO chizu_users (name, password_hash, roles, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(name)
+        .bind(hash)
+        .bind(roles.join(","))
+        .bind(now())
+        .execute(&self.pool)
+        .await;
+        match result {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(AuthError::UserExists(name.to_string()))
+            }
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    /// Sets a new password; every session of the user ends.
+    pub async fn set_password(&self, name: &str, password: &str) -> Result<(), AuthError> {
+        let hash = Self::hash(password)?;
+        let n = sqlx::query("UPDATE chizu_users SET password_hash = ? WHERE name = ?")
+            .bind(hash)
+            .bind(name)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(AuthError::NoUser(name.to_string()));
+        }
+        sqlx::query("DELETE FROM chizu_sessions WHERE user = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_roles(&self, name: &str, roles: &[String]) -> Result<(), AuthError> {
+        let n = sqlx::query("UPDATE chizu_users SET roles = ? WHERE name = ?")
+            .bind(roles.join(","))
+            .bind(name)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(AuthError::NoUser(name.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Disables a user: logins, sessions and tokens stop working at once.
+    pub async fn disable(&self, name: &str) -> Result<(), AuthError> {
+        let n = sqlx::query("UPDATE chizu_users SET disabled = 1 WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(AuthError::NoUser(name.to_string()));
+        }
+        sqlx::query("DELETE FROM chizu_sessions WHERE user = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn users(&self) -> Result<Vec<UserInfo>, AuthError> {
+        let rows: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT name, roles, disabled FROM chizu_users ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, roles, disabled)| user_info(name, &roles, disabled))
+            .collect())
+    }
+
+    pub async fn user(&self, name: &str) -> Result<Option<UserInfo>, AuthError> {
+        let row: Option<(String, String, i64)> =
+            sqlx::query_as("SELECT name, roles, disabled FROM chizu_users WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(name, roles, disabled)| user_info(name, &roles, disabled)))
+    }
+
+    /// Checks a password. Unknown users, disabled users and wrong passwords all
+    /// answer `None` after the same argon2 work.
+    pub async fn verify(&self, name: &str, password: &str) -> Result<Option<UserInfo>, AuthError> {
+        let row: Option<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT name, password_hash, roles, disabled FROM chizu_users WHERE name = ?",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        let hash = row
+            .as_ref()
+            .map(|r| r.1.clone())
+            .unwrap_or_else(|| decoy_hash().to_string());
+        let password = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || {
+            Argon2::default()
+                .verify_password(password.as_bytes(), hash.as_str())
+                .is_ok()
+        })
+        .await
+        .unwrap_or(false);
+        Ok(match row {
+            Some((name, _, roles, 0)) if ok => Some(user_info(name, &roles, 0)),
+            _ => None,
+        })
+    }
+
+    /// Starts a session; returns the secret for the cookie.
+    pub async fn create_session(&self, user: &str) -> Result<String, AuthError> {
+        let secret = random_secret()?;
+        let now = now();
+        sqlx::query("DELETE FROM chizu_sessions WHERE expires_at < ?")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("INSERT INTO chizu_sessions VALUES (?, ?, ?, ?)")
+            .bind(digest(&secret))
+            .bind(user)
+            .bind(now)
+            .bind(now + SESSION_LIFETIME.as_secs() as i64)
+            .execute(&self.pool)
+            .await?;
+        Ok(secret)
+    }
+
+    pub async fn end_session(&self, secret: &str) -> Result<(), AuthError> {
+        sqlx::query("DELETE FROM chizu_sessions WHERE id_hash = ?")
+            .bind(digest(secret))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The user of a live session (not expired, user not disabled).
+    pub async fn session_user(&self, secret: &str) -> Result<Option<UserInfo>, AuthError> {
+        let row: Option<(String, String, i64)> = sqlx::query_as(
+            "SELECT u.name, u.roles, u.disabled FROM chizu_sessions s JOIN chizu_users u ON u.name = s.user WHERE s.id_hash = ? AND s.expires_at > ? AND u.disabled = 0",
+        )
+        .bind(digest(secret))
+        .bind(now())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(name, roles, disabled)| user_info(name, &roles, disabled)))
+    }
+
+    /// Creates an API token; the secret is returned once and never stored.
+    pub async fn create_token(
+        &self,
+        user: &str,
+        lifetime: Duration,
+        label: &str,
+    ) -> Result<(i64, String), AuthError> {
+        if self.user(user).await?.is_none() {
+            return Err(AuthError::NoUser(user.to_string()));
+        }
+        let secret = format!("chizu_{}", random_secret()?);
+        let now = now();
+        let id = sqlx::query("INSERT INTO chizu_tokens (token_hash, user, label, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(digest(&secret))
+            .bind(user)
+            .bind(label)
+            .bind(now)
+            .bind(now.saturating_add(lifetime.as_secs() as i64))
+            .execute(&self.pool)
+            .await?
+            .last_insert_rowid();
+        Ok((id, secret))
+    }
+
+    pub async fn tokens(&self, user: Option<&str>) -> Result<Vec<TokenInfo>, AuthError> {
+        let rows: Vec<(i64, String, String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT id, user, label, created_at, expires_at, revoked FROM chizu_tokens WHERE (?1 IS NULL OR user = ?1) ORDER BY id",
+        )
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, user, label, created_at, expires_at, revoked)| TokenInfo {
+                    id,
+                    user,
+                    label,
+                    created_at,
+                    expires_at,
+                    revoked: revoked != 0,
+                },
+            )
+            .collect())
+    }
+
+    pub async fn revoke_token(&self, id: i64) -> Result<(), AuthError> {
+        let n = sqlx::query("UPDATE chizu_tokens SET revoked = 1 WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(AuthError::NoToken(id));
+        }
+        Ok(())
+    }
+
+    /// The user of a valid token (not expired, not revoked, user not disabled).
+    pub async fn token_user(&self, secret: &str) -> Result<Option<UserInfo>, AuthError> {
+        let row: Option<(String, String, i64)> = sqlx::query_as(
+            "SELECT u.name, u.roles, u.disabled FROM chizu_tokens t JOIN chizu_users u ON u.name = t.user WHERE t.token_hash = ? AND t.revoked = 0 AND t.expires_at > ? AND u.disabled = 0",
+        )
+        .bind(digest(secret))
+        .bind(now())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(name, roles, disabled)| user_info(name, &roles, disabled)))
+    }
+}
+
+fn user_info(name: String, roles: &str, disabled: i64) -> UserInfo {
+    UserInfo {
+        name,
+        roles: roles
+            .split(',')
+            .filter(|r| !r.is_empty())
+            .map(str::to_string)
+            .collect(),
+        disabled: disabled != 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn db() -> (tempfile::TempDir, AuthDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("a.db").display());
+        let pool = SqlitePool::connect(&url).await.unwrap();
+        (dir, AuthDb::new(pool).await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn passwords_sessions_and_tokens() {
+        let (_d, db) = db().await;
+        db.add_user("kato", "correct horse battery", &["staff".into()])
+            .await
+            .unwrap();
+        assert!(matches!(
+            db.add_user("kato", "another password", &[]).await,
+            Err(AuthError::UserExists(_))
+        ));
+        assert!(matches!(
+            db.add_user("x", "short", &[]).await,
+            Err(AuthError::WeakPassword)
+        ));
+        assert!(matches!(
+            db.add_user("a b", "long enough password", &[]).await,
+            Err(AuthError::BadName(_))
+        ));
+        assert_eq!(
+            db.verify("kato", "correct horse battery")
+                .await
+                .unwrap()
+                .unwrap()
+                .roles,
+            vec!["staff"]
+        );
+        assert!(
+            db.verify("kato", "wrong password!!")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            db.verify("nobody", "correct horse battery")
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        let s = db.create_session("kato").await.unwrap();
+        assert_eq!(db.session_user(&s).await.unwrap().unwrap().name, "kato");
+        assert!(db.session_user(&format!("{s}0")).await.unwrap().is_none());
+
+        let (id, token) = db
+            .create_token("kato", Duration::from_secs(3600), "script")
+            .await
+            .unwrap();
+        assert!(token.starts_with("chizu_"));
+        assert_eq!(db.token_user(&token).await.unwrap().unwrap().name, "kato");
+        db.revoke_token(id).await.unwrap();
+        assert!(db.token_user(&token).await.unwrap().is_none());
+        let (_, expired) = db
+            .create_token("kato", Duration::from_secs(0), "")
+            .await
+            .unwrap();
+        assert!(db.token_user(&expired).await.unwrap().is_none());
+
+        let (_, live) = db
+            .create_token("kato", Duration::from_secs(3600), "")
+            .await
+            .unwrap();
+        db.disable("kato").await.unwrap();
+        assert!(
+            db.verify("kato", "correct horse battery")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(db.session_user(&s).await.unwrap().is_none());
+        assert!(db.token_user(&live).await.unwrap().is_none());
+    }
+}

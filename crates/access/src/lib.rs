@@ -1,0 +1,17 @@
+//! The permission layer: who is calling ([`Caller`]), what they may see ([`View`]),
+//! users, sessions and API tokens ([`AuthDb`]), login throttling and the audit log.
+//!
+//! The view is computed once per request by a pure function of the caller's roles
+//! and the layer files, and travels as a value into every output path (catalog,
+//! TileJSON, tiles, queries, exports). A path that has no view cannot produce
+//! output, so no path can forget to filter.
+
+mod audit;
+mod auth;
+mod limiter;
+mod view;
+
+pub use audit::{AuditEvent, AuditLog};
+pub use auth::{AuthDb, AuthError, TokenInfo, UserInfo};
+pub use limiter::LoginLimiter;
+pub use view::{Caller, LayerView, View};
