@@ -1,6 +1,9 @@
 //! `chizu`: the command line. Thin wiring over the library crates.
 
 use anyhow::{Context, Result, bail};
+mod admin;
+
+use chizu_access::AuthDb;
 use chizu_core::{LayerConfig, RoleSet};
 use chizu_io::ReadOptions;
 use chizu_server::{AppState, ServerConfig};
@@ -61,6 +64,48 @@ enum Command {
         /// The URL clients use to reach this server (for links), if behind a proxy.
         #[arg(long, env = "CHIZU_PUBLIC_URL")]
         public_url: Option<String>,
+        /// Mark session cookies Secure (set this when clients reach chizu over HTTPS).
+        #[arg(long, env = "CHIZU_SECURE_COOKIES")]
+        secure_cookies: bool,
+    },
+    /// Manage users (passwords are read from standard input).
+    User {
+        #[command(subcommand)]
+        command: admin::UserCommand,
+        #[arg(long, env = "CHIZU_STORE", default_value = "chizu.gpkg", global = true)]
+        store: PathBuf,
+        /// Layer files directory; its roles.toml lists the roles users may have.
+        #[arg(long, default_value = "layers", global = true)]
+        layers: PathBuf,
+    },
+    /// Manage API tokens for scripts (`Authorization: Bearer ...`).
+    Token {
+        #[command(subcommand)]
+        command: admin::TokenCommand,
+        #[arg(long, env = "CHIZU_STORE", default_value = "chizu.gpkg", global = true)]
+        store: PathBuf,
+    },
+    /// Print the audit log of personal-data reads.
+    Audit {
+        #[arg(long, env = "CHIZU_STORE", default_value = "chizu.gpkg")]
+        store: PathBuf,
+        /// Only this user's reads.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only reads since a date (YYYY-MM-DD, UTC) or a span ago (e.g. 7d, 12h).
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// Write a store holding only what the given roles may see (layers, fields, rows),
+    /// for the internet-facing server.
+    Publish {
+        #[arg(long, env = "CHIZU_STORE", default_value = "chizu.gpkg")]
+        store: PathBuf,
+        /// The roles of the audience (`public` is always included).
+        #[arg(long = "role", default_value = "public")]
+        roles: Vec<String>,
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Generate the samples if missing, ingest them once, and serve on 127.0.0.1:8080.
     Demo {
@@ -158,24 +203,41 @@ async fn run(cli: Cli) -> Result<()> {
             store,
             bind,
             public_url,
+            secure_cookies,
         } => {
             let store = GpkgStore::open(&store, false).await?;
             serve(
-                Arc::new(store),
+                store,
                 bind,
                 ServerConfig {
                     public_url,
+                    secure_cookies,
                     ..ServerConfig::default()
                 },
                 None,
             )
             .await
         }
+        Command::User {
+            command,
+            store,
+            layers,
+        } => admin::user(command, &store, &layers).await,
+        Command::Token { command, store } => admin::token(command, &store).await,
+        Command::Audit { store, user, since } => admin::audit(&store, user, since).await,
+        Command::Publish { store, roles, out } => admin::publish(&store, roles, &out).await,
         Command::Demo { bind, store } => demo(bind, store).await,
     }
 }
 
 /// Reads `roles.toml` and every other `*.toml` in `dir` as a layer file.
+pub(crate) fn load_roles(dir: &Path) -> Result<RoleSet> {
+    let roles_path = dir.join("roles.toml");
+    let roles_text = std::fs::read_to_string(&roles_path)
+        .with_context(|| format!("{}: cannot read the role list", roles_path.display()))?;
+    Ok(RoleSet::from_toml(&roles_path, &roles_text)?)
+}
+
 fn load_layers(dir: &Path) -> Result<Vec<LayerConfig>> {
     let roles_path = dir.join("roles.toml");
     let roles_text = std::fs::read_to_string(&roles_path)
@@ -250,12 +312,13 @@ async fn ingest_one(store: &GpkgStore, config: &LayerConfig, options: &ReadOptio
 }
 
 async fn serve(
-    store: Arc<dyn Store>,
+    store: GpkgStore,
     bind: SocketAddr,
     config: ServerConfig,
     banner: Option<String>,
 ) -> Result<()> {
-    let state = AppState::new(store, config).await?;
+    let auth = AuthDb::new(store.pool().clone()).await?;
+    let state = AppState::new(Arc::new(store), auth, config).await?;
     state.spawn_reloader();
     let listener = tokio::net::TcpListener::bind(bind)
         .await
@@ -296,9 +359,24 @@ async fn demo(bind: SocketAddr, store_path: PathBuf) -> Result<()> {
     for config in configs.iter().filter(|c| !present.contains_key(&c.id)) {
         ingest_one(&store, config, &ReadOptions::default()).await?;
     }
+    // A staff login for the demo, with a fresh password each start.
+    let auth = AuthDb::new(store.pool().clone()).await?;
+    let password = admin::random_password()?;
+    let demo_roles = vec![
+        "staff".to_string(),
+        "water".to_string(),
+        "planning".to_string(),
+    ];
+    match auth.add_user("demo-staff", &password, &demo_roles).await {
+        Err(chizu_access::AuthError::UserExists(_)) => {
+            auth.set_password("demo-staff", &password).await?;
+            auth.set_roles("demo-staff", &demo_roles).await?;
+        }
+        other => other?,
+    }
     let port = bind.port();
     let banner = format!(
-        "  catalog:  http://127.0.0.1:{port}/catalog\n  TileJSON: http://127.0.0.1:{port}/tiles/parcels.json\n  a tile:   http://127.0.0.1:{port}/tiles/parcels,roads,zoning,hazard,boundary/15/28225/13192.mvt"
+        "  catalog:  http://127.0.0.1:{port}/catalog\n  TileJSON: http://127.0.0.1:{port}/tiles/parcels.json\n  a tile:   http://127.0.0.1:{port}/tiles/parcels,roads,zoning,hazard,boundary/15/28225/13192.mvt\n  staff login (POST /auth/login): user demo-staff, password {password}"
     );
-    serve(Arc::new(store), bind, ServerConfig::default(), Some(banner)).await
+    serve(store, bind, ServerConfig::default(), Some(banner)).await
 }

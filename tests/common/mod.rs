@@ -29,6 +29,26 @@ pub fn chizu(dir: &Path, args: &[&str]) -> Output {
         .expect("chizu runs")
 }
 
+pub fn chizu_with_stdin(dir: &Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(chizu_bin())
+        .args(args)
+        .current_dir(dir)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("chizu runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 pub fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -70,6 +90,30 @@ impl City {
 
     pub fn store(&self) -> PathBuf {
         self.path().join("city.gpkg")
+    }
+
+    /// Adds a user with `roles` and returns an API token for it.
+    pub fn user_with_token(&self, name: &str, roles: &[&str]) -> String {
+        let store = self.store();
+        let mut args = vec!["user", "add", name, "--store", store.to_str().unwrap()];
+        for r in roles {
+            args.extend(["--role", r]);
+        }
+        let out = chizu_with_stdin(self.path(), &args, &format!("{name}-secret-password\n"));
+        assert!(out.status.success(), "{}", text(&out));
+        let out = chizu(
+            self.path(),
+            &[
+                "token",
+                "create",
+                "--user",
+                name,
+                "--store",
+                store.to_str().unwrap(),
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
     pub fn ingest(&self, args: &[&str]) -> Output {
@@ -148,11 +192,23 @@ impl Response {
 }
 
 pub fn get(url: &str, headers: &[(&str, &str)]) -> Response {
-    let mut req = ureq::get(url);
+    request("GET", url, headers, None)
+}
+
+pub fn post(url: &str, headers: &[(&str, &str)], body: &str) -> Response {
+    request("POST", url, headers, Some(body))
+}
+
+pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> Response {
+    let mut req = ureq::request(method, url);
     for (k, v) in headers {
         req = req.set(k, v);
     }
-    let resp = match req.call() {
+    let result = match body {
+        Some(b) => req.send_string(b),
+        None => req.call(),
+    };
+    let resp = match result {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
         Err(e) => panic!("GET {url}: {e}"),
@@ -161,9 +217,11 @@ pub fn get(url: &str, headers: &[(&str, &str)]) -> Response {
     let headers = resp
         .headers_names()
         .into_iter()
-        .map(|n| {
-            let v = resp.header(&n).unwrap_or("").to_string();
-            (n, v)
+        .flat_map(|n| {
+            resp.all(&n)
+                .into_iter()
+                .map(|v| (n.clone(), v.to_string()))
+                .collect::<Vec<_>>()
         })
         .collect();
     let mut body = Vec::new();

@@ -12,6 +12,9 @@ mod limiter;
 mod view;
 
 pub use audit::{AuditEvent, AuditLog};
-pub use auth::{AuthDb, AuthError, TokenInfo, UserInfo};
+pub use auth::{AuthDb, AuthError, SESSION_LIFETIME, TokenInfo, UserInfo};
+
+/// [`SESSION_LIFETIME`] in seconds, for cookies.
+pub const SESSION_LIFETIME_SECS: u64 = SESSION_LIFETIME.as_secs();
 pub use limiter::LoginLimiter;
 pub use view::{Caller, LayerView, View};

@@ -602,7 +602,9 @@ impl Parser {
                     ));
                 }
                 None => {
-                    return Err(self.error_at(self.len, "expected a comparison operator at the end"));
+                    return Err(
+                        self.error_at(self.len, "expected a comparison operator at the end")
+                    );
                 }
             };
             self.pos += 1;

@@ -1,18 +1,26 @@
 //! chizu's HTTP API. The only crate that knows HTTP: everything else is called
-//! through the store, index and tile encoder.
+//! through the store, the index, the permission layer and the tile encoder.
+//!
+//! Every handler that produces output takes a [`caller::Ctx`] (the caller and
+//! its view), so the permission decision is made once per request and no
+//! output path can run without it.
 
+mod auth;
+mod caller;
 mod error;
 mod state;
 mod tiles;
 
+pub use caller::{Ctx, SESSION_COOKIE};
 pub use error::ApiError;
 pub use state::{AppState, ServerConfig};
 
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The whole API as one router.
@@ -20,18 +28,47 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/catalog", get(catalog))
+        .route("/auth/login", post(auth::login))
+        .route("/auth/logout", post(auth::logout))
+        .route("/auth/me", get(auth::me))
         .route("/tiles/{file}", get(tiles::tilejson))
         .route("/tiles/{layers}/{z}/{x}/{y}", get(tiles::tile))
         .fallback(|| async { ApiError::not_found("no such resource") })
         .with_state(state)
 }
 
-async fn health(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let layers = state.layers();
-    Json(serde_json::json!({
-        "status": "ok",
-        "layers": layers.len(),
-    }))
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// Says the process is up. Nothing about the data: the count of layers would
+/// tell the public that hidden ones exist.
+async fn health() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Responses that depend on who is asking must not be stored by shared caches.
+pub(crate) fn private_unless_anonymous(ctx: &Ctx, headers: &mut HeaderMap) {
+    if !ctx.is_anonymous() {
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, max-age=60"),
+        );
+    }
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept-Encoding, Cookie, Authorization"),
+    );
 }
 
 /// The base URL the caller reached us by, for links in TileJSON and the catalog.
@@ -50,14 +87,21 @@ pub(crate) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-async fn catalog(State(state): State<Arc<AppState>>, headers: HeaderMap) -> impl IntoResponse {
+async fn catalog(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    headers: HeaderMap,
+) -> impl IntoResponse {
     let base = base_url(&state, &headers);
     let layers = state.layers();
-    let list: Vec<_> = layers
-        .values()
-        .map(|index| {
+    let list: Vec<_> = ctx
+        .view
+        .layers()
+        .filter_map(|view| layers.get(&view.id).map(|index| (index, view)))
+        .map(|(index, view)| {
             let meta = &index.meta;
             let c = &meta.config;
+            let (count, bounds) = state.summary(index, view);
             serde_json::json!({
                 "id": c.id,
                 "title": c.title,
@@ -66,10 +110,11 @@ async fn catalog(State(state): State<Arc<AppState>>, headers: HeaderMap) -> impl
                 "geometry": c.geometry,
                 "minzoom": c.zoom.min,
                 "maxzoom": c.zoom.max,
-                "bounds": meta.bounds.map(|b| [b.min_x, b.min_y, b.max_x, b.max_y]),
+                "bounds": bounds.map(|b| [b.min_x, b.min_y, b.max_x, b.max_y]),
                 "version": meta.version,
-                "feature_count": meta.feature_count,
-                "fields": c.fields.iter().map(|f| serde_json::json!({
+                "feature_count": count,
+                "exportable": view.can_export,
+                "fields": view.fields.iter().map(|i| &c.fields[*i]).map(|f| serde_json::json!({
                     "name": f.name,
                     "type": f.ty,
                     "title": f.title,
@@ -80,16 +125,7 @@ async fn catalog(State(state): State<Arc<AppState>>, headers: HeaderMap) -> impl
             })
         })
         .collect();
-    Json(serde_json::json!({ "layers": list }))
-}
-
-/// Serves the API on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: Arc<AppState>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let mut response = Json(serde_json::json!({ "layers": list })).into_response();
+    private_unless_anonymous(&ctx, response.headers_mut());
+    response
 }

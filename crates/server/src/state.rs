@@ -1,5 +1,7 @@
 //! What the server holds: the store, the current index of every layer, the tile cache.
 
+use chizu_access::{AuditLog, AuthDb, Caller, LayerView, LoginLimiter, View};
+use chizu_core::Bounds;
 use chizu_store::{LayerIndex, Store, StoreError};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -13,6 +15,8 @@ pub struct ServerConfig {
     pub tile_cache_bytes: u64,
     /// How often the store is asked for new layer versions.
     pub reload_interval: Duration,
+    /// Mark the session cookie `Secure` (set when serving over TLS, directly or behind a proxy).
+    pub secure_cookies: bool,
 }
 
 impl Default for ServerConfig {
@@ -21,26 +25,30 @@ impl Default for ServerConfig {
             public_url: None,
             tile_cache_bytes: 256 * 1024 * 1024,
             reload_interval: Duration::from_secs(2),
+            secure_cookies: false,
         }
     }
 }
 
 pub type Layers = BTreeMap<String, Arc<LayerIndex>>;
 
-/// A cached tile: its bytes, gzipped bytes and entity tag.
+/// A cached tile: its bytes, gzipped bytes, entity tag, and features per layer.
 #[derive(Debug)]
 pub struct CachedTile {
     pub raw: bytes::Bytes,
     pub gzip: bytes::Bytes,
     pub etag: String,
+    pub layer_features: Vec<usize>,
 }
 
-/// The key of a cached tile: which layers at which version, and where.
-/// Versions are part of the key, so a new ingest can never be answered from a
-/// tile of the old data.
+/// The key of a cached tile: which layers, at which data version, seen through
+/// which view (fields and row filter), and where. Never the URL alone: a tile
+/// rendered for staff can only be found again by a caller with the same view,
+/// and a new ingest can never be answered from a tile of the old data.
 #[derive(Debug, Clone, Hash, PartialEq, Eq)]
 pub struct TileKey {
-    pub layers: Vec<(String, u64)>,
+    /// (layer id, data version, view fingerprint)
+    pub layers: Vec<(String, u64, String)>,
     pub z: u8,
     pub x: u32,
     pub y: u32,
@@ -49,24 +57,38 @@ pub struct TileKey {
 pub struct AppState {
     pub config: ServerConfig,
     pub store: Arc<dyn Store>,
+    pub auth: AuthDb,
+    pub audit: AuditLog,
+    pub limiter: LoginLimiter,
     layers: RwLock<Arc<Layers>>,
     pub tile_cache: moka::future::Cache<TileKey, Arc<CachedTile>>,
+    /// Feature count and bounds of a layer as one view sees it (row filters).
+    summaries: moka::sync::Cache<(String, u64, String), (u64, Option<Bounds>)>,
 }
 
 impl AppState {
     /// Loads and indexes every layer of the store.
-    pub async fn new(store: Arc<dyn Store>, config: ServerConfig) -> Result<Arc<Self>, StoreError> {
+    pub async fn new(
+        store: Arc<dyn Store>,
+        auth: AuthDb,
+        config: ServerConfig,
+    ) -> Result<Arc<Self>, StoreError> {
         let tile_cache = moka::future::Cache::builder()
             .weigher(|_k: &TileKey, v: &Arc<CachedTile>| {
                 (v.raw.len() + v.gzip.len() + 64).min(u32::MAX as usize) as u32
             })
             .max_capacity(config.tile_cache_bytes)
             .build();
+        let audit = AuditLog::start(auth.pool().clone());
         let state = Arc::new(AppState {
             config,
             store,
+            auth,
+            audit,
+            limiter: LoginLimiter::default(),
             layers: RwLock::new(Arc::new(Layers::new())),
             tile_cache,
+            summaries: moka::sync::Cache::new(10_000),
         });
         state.reload().await?;
         Ok(state)
@@ -78,6 +100,35 @@ impl AppState {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// What `caller` may see of the layers currently served.
+    pub fn view(&self, caller: &Caller) -> View {
+        let layers = self.layers();
+        View::for_caller(caller, layers.values().map(|l| &l.meta.config))
+    }
+
+    /// Feature count and lon/lat bounds of a layer as `view` sees it: with a row
+    /// filter, computed over the admitted rows only, so neither number reveals
+    /// rows the caller may not see.
+    pub fn summary(&self, index: &LayerIndex, view: &LayerView) -> (u64, Option<Bounds>) {
+        if view.rows.is_none() {
+            return (index.meta.feature_count, index.meta.bounds);
+        }
+        let key = (
+            index.meta.config.id.clone(),
+            index.meta.version,
+            view.fingerprint.clone(),
+        );
+        self.summaries.get_with(key, || {
+            let mut bounds = Bounds::EMPTY;
+            let mut count = 0;
+            for f in index.features.iter().filter(|f| view.admits(&f.properties)) {
+                count += 1;
+                bounds.expand(&Bounds::of_geometry(&f.lonlat));
+            }
+            (count, (!bounds.is_empty()).then_some(bounds))
+        })
     }
 
     /// Loads every layer whose version changed (or that is new), indexes it off

@@ -1,14 +1,17 @@
-//! `/tiles/{layer}.json` (TileJSON 3.0.0) and `/tiles/{layers}/{z}/{x}/{y}.mvt`.
+//! `/tiles/{layer}.json` (TileJSON 3.0.0) and `/tiles/{layers}/{z}/{x}/{y}.mvt`,
+//! both through the caller's view.
 
+use crate::caller::Ctx;
 use crate::state::{AppState, CachedTile, TileKey};
 use crate::{ApiError, base_url};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use chizu_access::{AuditEvent, LayerView};
 use chizu_core::{FieldType, TileCoord};
 use chizu_store::LayerIndex;
-use chizu_tiles::{EXTENT, LayerSpec, TileFeature};
+use chizu_tiles::{LayerSpec, TileFeature};
 use std::io::Write;
 use std::sync::Arc;
 
@@ -18,6 +21,7 @@ const MAX_COMPOSITE: usize = 16;
 
 pub async fn tilejson(
     State(state): State<Arc<AppState>>,
+    ctx: Ctx,
     Path(file): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -25,13 +29,17 @@ pub async fn tilejson(
         return Err(ApiError::not_found("no such resource"));
     };
     let layers = state.layers();
-    let index = layers.get(id).ok_or_else(|| ApiError::unknown_layer(id))?;
+    let (index, view) = layers
+        .get(id)
+        .zip(ctx.view.layer(id))
+        .ok_or_else(|| ApiError::unknown_layer(id))?;
     let meta = &index.meta;
     let c = &meta.config;
     let base = base_url(&state, &headers);
-    let fields: serde_json::Map<String, serde_json::Value> = c
+    let fields: serde_json::Map<String, serde_json::Value> = view
         .fields
         .iter()
+        .map(|i| &c.fields[*i])
         .map(|f| {
             let ty = match f.ty {
                 FieldType::Integer | FieldType::Float => "Number",
@@ -41,8 +49,8 @@ pub async fn tilejson(
             (f.name.clone(), serde_json::Value::String(ty.into()))
         })
         .collect();
-    let bounds = meta
-        .bounds
+    let (_, bounds) = state.summary(index, view);
+    let bounds = bounds
         .map(|b| vec![b.min_x, b.min_y, b.max_x, b.max_y])
         .unwrap_or_else(|| vec![-180.0, -85.051_128_779_806_59, 180.0, 85.051_128_779_806_59]);
     let center_zoom = c.zoom.min.max(c.zoom.min.saturating_add(2).min(c.zoom.max));
@@ -66,11 +74,14 @@ pub async fn tilejson(
             "fields": fields,
         }],
     });
-    Ok(Json(body).into_response())
+    let mut response = Json(body).into_response();
+    crate::private_unless_anonymous(&ctx, response.headers_mut());
+    Ok(response)
 }
 
 pub async fn tile(
     State(state): State<Arc<AppState>>,
+    ctx: Ctx,
     Path((names, z, x, y_file)): Path<(String, String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -93,50 +104,96 @@ pub async fn tile(
         )));
     }
     let layers = state.layers();
-    let mut selected: Vec<Arc<LayerIndex>> = Vec::with_capacity(ids.len());
+    let mut selected: Vec<(Arc<LayerIndex>, LayerView)> = Vec::with_capacity(ids.len());
     for id in &ids {
-        let index = layers.get(*id).ok_or_else(|| ApiError::unknown_layer(id))?;
-        if selected.iter().any(|s| s.meta.config.id == *id) {
+        // A layer outside the view gets the very answer of a layer that does not exist.
+        let (index, view) = layers
+            .get(*id)
+            .zip(ctx.view.layer(id))
+            .ok_or_else(|| ApiError::unknown_layer(id))?;
+        if selected.iter().any(|(s, _)| s.meta.config.id == *id) {
             return Err(ApiError::bad_request(format!(
                 "layer `{id}` is named twice"
             )));
         }
-        selected.push(index.clone());
+        selected.push((index.clone(), view.clone()));
     }
     let key = TileKey {
         layers: selected
             .iter()
-            .map(|l| (l.meta.config.id.clone(), l.meta.version))
+            .map(|(l, v)| {
+                (
+                    l.meta.config.id.clone(),
+                    l.meta.version,
+                    v.fingerprint.clone(),
+                )
+            })
             .collect(),
         z: coord.z(),
         x: coord.x(),
         y: coord.y(),
     };
+    let for_render = selected.clone();
     let tile = state
         .tile_cache
         .try_get_with(key, async move {
-            tokio::task::spawn_blocking(move || render(coord, &selected))
+            tokio::task::spawn_blocking(move || render(coord, &for_render))
                 .await
                 .map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| ApiError::internal("tile rendering", e))?;
-    Ok(respond(&tile, &headers))
+    audit(&state, &ctx, &selected, &tile, coord);
+    let mut response = respond(&tile, &headers);
+    crate::private_unless_anonymous(&ctx, response.headers_mut());
+    Ok(response)
 }
 
-/// Cuts, encodes and compresses one tile. CPU-bound: runs on the blocking pool.
-fn render(coord: TileCoord, layers: &[Arc<LayerIndex>]) -> Arc<CachedTile> {
+/// Records reads of personal fields by logged-in callers (cache hits included:
+/// the read is what is audited, not the rendering).
+fn audit(
+    state: &AppState,
+    ctx: &Ctx,
+    selected: &[(Arc<LayerIndex>, LayerView)],
+    tile: &CachedTile,
+    coord: TileCoord,
+) {
+    let Some(user) = &ctx.caller.user else { return };
+    for (i, (index, view)) in selected.iter().enumerate() {
+        let features = tile.layer_features.get(i).copied().unwrap_or(0);
+        if view.personal.is_empty() || features == 0 {
+            continue;
+        }
+        let c = &index.meta.config;
+        state.audit.record(AuditEvent {
+            at: 0,
+            user: user.clone(),
+            layer: c.id.clone(),
+            via: "tile".into(),
+            area: format!("tile {coord}"),
+            features: features as u64,
+            fields: view
+                .personal
+                .iter()
+                .map(|f| c.fields[*f].name.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        });
+    }
+}
+
+/// Cuts, encodes and compresses one tile for one view. CPU-bound: runs on the blocking pool.
+fn render(coord: TileCoord, layers: &[(Arc<LayerIndex>, LayerView)]) -> Arc<CachedTile> {
     let mut inputs = Vec::with_capacity(layers.len());
-    for layer in layers {
+    for (layer, view) in layers {
         let c = &layer.meta.config;
         if !c.zoom.contains(coord.z()) {
             continue;
         }
-        let bounds = coord.bounds();
-        let margin = (bounds.max_x - bounds.min_x) * c.tiles.buffer as f64 / EXTENT as f64;
         let features: Vec<TileFeature<'_>> = layer
-            .query(&bounds.buffered(margin))
+            .tile_query(coord, c.tiles.buffer)
             .into_iter()
+            .filter(|f| view.admits(&f.properties))
             .map(|f| TileFeature {
                 id: f.id,
                 geometry: &f.mercator,
@@ -145,17 +202,28 @@ fn render(coord: TileCoord, layers: &[Arc<LayerIndex>]) -> Arc<CachedTile> {
             .collect();
         let spec = LayerSpec {
             name: &c.id,
-            fields: c
+            fields: view
                 .fields
                 .iter()
-                .enumerate()
-                .map(|(i, f)| (f.name.as_str(), i))
+                .map(|i| (c.fields[*i].name.as_str(), *i))
                 .collect(),
             options: c.tiles,
         };
         inputs.push((spec, features));
     }
-    let (raw, _stats) = chizu_tiles::encode_tile(coord, &inputs);
+    let (raw, stats) = chizu_tiles::encode_tile(coord, &inputs);
+    // Per requested layer, in request order (layers outside their zoom range: 0).
+    let mut counts = stats.iter().map(|s| s.features);
+    let layer_features = layers
+        .iter()
+        .map(|(l, _)| {
+            if l.meta.config.zoom.contains(coord.z()) {
+                counts.next().unwrap_or(0)
+            } else {
+                0
+            }
+        })
+        .collect();
     let gzip = if raw.is_empty() {
         Vec::new()
     } else {
@@ -176,6 +244,7 @@ fn render(coord: TileCoord, layers: &[Arc<LayerIndex>]) -> Arc<CachedTile> {
         raw: raw.into(),
         gzip: gzip.into(),
         etag,
+        layer_features,
     })
 }
 

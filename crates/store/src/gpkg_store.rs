@@ -50,6 +50,11 @@ impl GpkgStore {
         Ok(store)
     }
 
+    /// The connection pool, for the permission layer's tables in the same file.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -2,7 +2,7 @@
 
 use crate::{LayerSnapshot, StoredLayer};
 use chizu_core::tile::lonlat_to_mercator;
-use chizu_core::{Bounds, Value};
+use chizu_core::{Bounds, TileCoord, Value};
 use geo::{Geometry, MapCoords};
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{AABB, RTree};
@@ -75,6 +75,14 @@ impl LayerIndex {
         hits.into_iter()
             .map(|i| &self.features[i as usize])
             .collect()
+    }
+
+    /// Features that may appear in `tile`: those meeting the tile grown by
+    /// `buffer` tile units (of 4096), as the MVT encoder will clip them.
+    pub fn tile_query(&self, tile: TileCoord, buffer: u32) -> Vec<&IndexedFeature> {
+        let bounds = tile.bounds();
+        let margin = (bounds.max_x - bounds.min_x) * buffer as f64 / 4096.0;
+        self.query(&bounds.buffered(margin))
     }
 
     pub fn len(&self) -> usize {

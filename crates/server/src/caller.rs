@@ -1,0 +1,90 @@
+//! Who is calling, from the request: a bearer token, a session cookie, or nobody.
+
+use crate::{ApiError, AppState};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use chizu_access::{Caller, View};
+use std::sync::Arc;
+
+pub const SESSION_COOKIE: &str = "chizu_session";
+
+/// The caller and its view, computed once per request; every handler that
+/// produces output takes this value.
+pub struct Ctx {
+    pub caller: Caller,
+    pub view: View,
+}
+
+impl Ctx {
+    /// Whether this view is the anonymous one (responses may be cached publicly).
+    pub fn is_anonymous(&self) -> bool {
+        self.caller.user.is_none() && self.caller.roles.len() == 1
+    }
+}
+
+pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.to_string())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+}
+
+impl FromRequestParts<Arc<AppState>> for Ctx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let caller = caller_of(&parts.headers, state).await?;
+        let view = state.view(&caller);
+        Ok(Ctx { caller, view })
+    }
+}
+
+async fn caller_of(headers: &HeaderMap, state: &AppState) -> Result<Caller, ApiError> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        // A credential that was sent but does not work is an error, never a
+        // silent downgrade to the public view: scripts must notice.
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.len() <= 128)
+            .ok_or_else(unauthorized)?;
+        let user = state
+            .auth
+            .token_user(token)
+            .await
+            .map_err(|e| ApiError::internal("token lookup", e))?
+            .ok_or_else(unauthorized)?;
+        return Ok(Caller::user(&user.name, user.roles));
+    }
+    if let Some(secret) = session_cookie(headers) {
+        // An unknown, expired or tampered session cookie is an anonymous caller.
+        if let Some(user) = state
+            .auth
+            .session_user(&secret)
+            .await
+            .map_err(|e| ApiError::internal("session lookup", e))?
+        {
+            return Ok(Caller::user(&user.name, user.roles));
+        }
+    }
+    Ok(Caller::anonymous())
+}
+
+fn unauthorized() -> ApiError {
+    ApiError {
+        status: StatusCode::UNAUTHORIZED,
+        title: "Unauthorized",
+        detail: "the API token is not valid (unknown, expired or revoked)".into(),
+    }
+}

@@ -1,0 +1,336 @@
+//! Administration commands: users, tokens, the audit log, publishing.
+
+use anyhow::{Context, Result, bail};
+use chizu_access::{AuditLog, AuthDb, Caller, View};
+use chizu_io::IngestReport;
+use chizu_store::{GpkgStore, Store};
+use clap::Subcommand;
+use std::io::BufRead;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Add a user; the password is read from standard input.
+    Add {
+        name: String,
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+    },
+    /// Set a new password (read from standard input); the user's sessions end.
+    Passwd { name: String },
+    /// Replace a user's roles.
+    Roles {
+        name: String,
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+    },
+    /// List users and their roles.
+    List,
+    /// Disable a user: logins, sessions and tokens stop working.
+    Disable { name: String },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; it is printed once and only its hash is kept.
+    Create {
+        #[arg(long)]
+        user: String,
+        /// Lifetime, e.g. 90d, 12h, 30m.
+        #[arg(long, default_value = "90d")]
+        expires: String,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke a token by its id.
+    Revoke { id: i64 },
+}
+
+async fn open_auth(store: &Path) -> Result<(GpkgStore, AuthDb)> {
+    let store = GpkgStore::open(store, false).await?;
+    let auth = AuthDb::new(store.pool().clone()).await?;
+    Ok((store, auth))
+}
+
+fn read_password() -> Result<String> {
+    eprintln!("password (at least 10 characters), then Enter:");
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+pub fn random_password() -> Result<String> {
+    let mut bytes = [0u8; 12];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("random: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn check_roles(layers: &Path, roles: &[String]) -> Result<()> {
+    let known = crate::load_roles(layers)?;
+    for role in roles {
+        if !known.contains(role) {
+            bail!(
+                "unknown role `{role}` (known: {})",
+                known.roles.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn user(command: UserCommand, store: &Path, layers: &Path) -> Result<()> {
+    let (_store, auth) = open_auth(store).await?;
+    match command {
+        UserCommand::Add { name, roles } => {
+            check_roles(layers, &roles)?;
+            auth.add_user(&name, &read_password()?, &roles).await?;
+            println!("user {name} added with roles {}", roles.join(", "));
+        }
+        UserCommand::Passwd { name } => {
+            auth.set_password(&name, &read_password()?).await?;
+            println!("password of {name} changed; their sessions have ended");
+        }
+        UserCommand::Roles { name, roles } => {
+            check_roles(layers, &roles)?;
+            auth.set_roles(&name, &roles).await?;
+            println!("{name} now has roles {}", roles.join(", "));
+        }
+        UserCommand::List => {
+            for u in auth.users().await? {
+                println!(
+                    "{}\t{}\t{}",
+                    u.name,
+                    u.roles.join(","),
+                    if u.disabled { "disabled" } else { "active" }
+                );
+            }
+        }
+        UserCommand::Disable { name } => {
+            auth.disable(&name).await?;
+            println!("user {name} disabled");
+        }
+    }
+    Ok(())
+}
+
+pub async fn token(command: TokenCommand, store: &Path) -> Result<()> {
+    let (_store, auth) = open_auth(store).await?;
+    match command {
+        TokenCommand::Create {
+            user,
+            expires,
+            label,
+        } => {
+            let lifetime = parse_span(&expires)?;
+            let (id, secret) = auth.create_token(&user, lifetime, &label).await?;
+            eprintln!("token {id} for {user}, valid for {expires}; it is shown only now:");
+            println!("{secret}");
+        }
+        TokenCommand::List { user } => {
+            for t in auth.tokens(user.as_deref()).await? {
+                let state = if t.revoked {
+                    "revoked"
+                } else if t.expires_at <= unix_now() {
+                    "expired"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{}\t{}\t{}\texpires {}\t{state}",
+                    t.id,
+                    t.user,
+                    t.label,
+                    iso_date(t.expires_at)
+                );
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            auth.revoke_token(id).await?;
+            println!("token {id} revoked");
+        }
+    }
+    Ok(())
+}
+
+pub async fn audit(store: &Path, user: Option<String>, since: Option<String>) -> Result<()> {
+    let (_store, auth) = open_auth(store).await?;
+    let since = since.map(|s| parse_since(&s)).transpose()?;
+    let log = AuditLog::start(auth.pool().clone());
+    println!("time\tuser\tlayer\tvia\tarea\tfeatures\tfields");
+    for e in log.events(user.as_deref(), since).await? {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            iso_time(e.at),
+            e.user,
+            e.layer,
+            e.via,
+            e.area,
+            e.features,
+            e.fields
+        );
+    }
+    Ok(())
+}
+
+/// Copies what `roles` may see into a new store: the layers they read, only
+/// the fields they read, only the rows their filters admit.
+pub async fn publish(store: &Path, roles: Vec<String>, out: &Path) -> Result<()> {
+    if out.exists() {
+        bail!("{} exists; publish writes a new file", out.display());
+    }
+    let source = GpkgStore::open(store, false).await?;
+    let layers = source.layers().await?;
+    let caller = Caller::roles(roles.clone());
+    let view = View::for_caller(&caller, layers.iter().map(|l| &l.config));
+    let target = GpkgStore::open(out, true).await?;
+    for layer_view in view.layers() {
+        let snapshot = source.load(&layer_view.id).await?;
+        let mut config = snapshot.meta.config.clone();
+        let features: Vec<chizu_core::Feature> = snapshot
+            .features
+            .into_iter()
+            .filter(|f| layer_view.admits(&f.properties))
+            .map(|mut f| {
+                f.properties = layer_view
+                    .fields
+                    .iter()
+                    .map(|i| std::mem::replace(&mut f.properties[*i], chizu_core::Value::Null))
+                    .collect();
+                f
+            })
+            .collect();
+        config.fields = layer_view
+            .fields
+            .iter()
+            .map(|i| config.fields[*i].clone())
+            .collect();
+        let visible: Vec<String> = config.fields.iter().map(|f| f.name.clone()).collect();
+        config
+            .access
+            .fields
+            .retain(|name, _| visible.contains(name));
+        // The rows are already cut to what the audience sees.
+        config.access.rows.clear();
+        let report = IngestReport {
+            read: features.len(),
+            stored: features.len(),
+            ..Default::default()
+        };
+        target
+            .replace_layer(&config, &features, &report, &snapshot.meta.source_sha256)
+            .await?;
+        println!(
+            "{}: {} features, fields {}",
+            config.id,
+            features.len(),
+            visible.join(", ")
+        );
+    }
+    target.close().await;
+    println!(
+        "wrote {} for roles {}",
+        out.display(),
+        caller.roles.iter().cloned().collect::<Vec<_>>().join(", ")
+    );
+    Ok(())
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// `90d`, `12h`, `30m`, `45s`.
+pub fn parse_span(s: &str) -> Result<Duration> {
+    let (number, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: u64 = number
+        .parse()
+        .with_context(|| format!("`{s}` is not a span like 90d, 12h or 30m"))?;
+    let secs = match unit {
+        "d" => n * 86_400,
+        "h" => n * 3_600,
+        "m" => n * 60,
+        "s" => n,
+        _ => bail!("`{s}` is not a span like 90d, 12h or 30m"),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+fn parse_since(s: &str) -> Result<i64> {
+    if let Ok(span) = parse_span(s) {
+        return Ok(unix_now() - span.as_secs() as i64);
+    }
+    let parts: Vec<i64> = s.split('-').filter_map(|p| p.parse().ok()).collect();
+    match parts[..] {
+        [y, m, d] if (1..=12).contains(&m) && (1..=31).contains(&d) => {
+            Ok(days_from_civil(y, m, d) * 86_400)
+        }
+        _ => bail!("--since takes YYYY-MM-DD or a span like 7d"),
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + (m <= 2) as i64, m, d)
+}
+
+fn iso_date(t: i64) -> String {
+    let (y, m, d) = civil_from_days(t.div_euclid(86_400));
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn iso_time(t: i64) -> String {
+    let s = t.rem_euclid(86_400);
+    format!(
+        "{}T{:02}:{:02}:{:02}Z",
+        iso_date(t),
+        s / 3600,
+        s % 3600 / 60,
+        s % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_spans() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2026, 11, 25), 20_417);
+        assert_eq!(civil_from_days(20_417), (2026, 11, 25));
+        assert_eq!(iso_time(86_400 + 3661), "1970-01-02T01:01:01Z");
+        assert_eq!(parse_span("90d").unwrap(), Duration::from_secs(90 * 86_400));
+        assert!(parse_span("90x").is_err());
+        assert!(parse_since("2026-13-01").is_err());
+    }
+}
