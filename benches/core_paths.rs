@@ -140,6 +140,46 @@ fn benches(c: &mut Criterion) {
         );
     }
     encode.finish();
+
+    // The permission layer's cost on the tile path: the same z14 tiles rendered
+    // (a) with one anonymous view computed once, as a server without
+    // permissions would; (b) computing the caller's view per tile, as chizu does
+    // per request, for the public and for staff (more fields, personal data).
+    let mut perms = c.benchmark_group("permissions");
+    perms.sample_size(10);
+    perms.throughput(Throughput::Elements(tiles.len() as u64));
+    let index = std::sync::Arc::new(index);
+    let configs = vec![index.meta.config.clone()];
+    let anonymous = chizu_access::Caller::anonymous();
+    let staff = chizu_access::Caller::user("bench", ["staff".to_string()]);
+    let fixed = chizu_access::View::for_caller(&anonymous, &configs);
+    let fixed_layers = vec![(index.clone(), fixed.layer("parcels").unwrap().clone())];
+    perms.bench_function("fixed_anonymous_view", |b| {
+        b.iter(|| {
+            tiles
+                .iter()
+                .map(|t| chizu_server::render_tile(*t, &fixed_layers).raw.len())
+                .sum::<usize>()
+        })
+    });
+    for (name, caller) in [
+        ("view_per_tile_public", &anonymous),
+        ("view_per_tile_staff", &staff),
+    ] {
+        perms.bench_function(name, |b| {
+            b.iter(|| {
+                tiles
+                    .iter()
+                    .map(|t| {
+                        let view = chizu_access::View::for_caller(caller, &configs);
+                        let layers = vec![(index.clone(), view.layer("parcels").unwrap().clone())];
+                        chizu_server::render_tile(*t, &layers).raw.len()
+                    })
+                    .sum::<usize>()
+            })
+        });
+    }
+    perms.finish();
 }
 
 criterion_group!(core_paths, benches);

@@ -13,7 +13,8 @@ mod tiles;
 
 pub use caller::{Ctx, SESSION_COOKIE};
 pub use error::ApiError;
-pub use state::{AppState, ServerConfig};
+pub use state::{AppState, CachedTile, ServerConfig};
+pub use tiles::render as render_tile;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};

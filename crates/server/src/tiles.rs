@@ -183,7 +183,7 @@ fn audit(
 }
 
 /// Cuts, encodes and compresses one tile for one view. CPU-bound: runs on the blocking pool.
-fn render(coord: TileCoord, layers: &[(Arc<LayerIndex>, LayerView)]) -> Arc<CachedTile> {
+pub fn render(coord: TileCoord, layers: &[(Arc<LayerIndex>, LayerView)]) -> Arc<CachedTile> {
     let mut inputs = Vec::with_capacity(layers.len());
     for (layer, view) in layers {
         let c = &layer.meta.config;
