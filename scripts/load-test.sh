@@ -2,6 +2,8 @@
 # HTTP load test of a running chizu over a fixed list of z14-z16 tiles around
 # Kashima, with wrk (Debian package). Prints tiles/s and latency percentiles.
 #   scripts/load-test.sh [BASE_URL] [DURATION]
+# With CHIZU_TOKEN set, requests carry `Authorization: Bearer $CHIZU_TOKEN` (a
+# staff view, with the token checked on every request) and the staff layers.
 # Start a server first, e.g. `cargo run --release -- demo`.
 set -euo pipefail
 BASE=${1:-http://127.0.0.1:8080}
@@ -9,8 +11,15 @@ DURATION=${2:-20s}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 LIST=$(mktemp)
 # The tiles covering central Kashima at z14..z16 (x, y from the city bounds).
-python3 - "$LIST" <<'PY'
-import math, sys
+LAYERS=parcels,roads,zoning,hazard,boundary
+AUTH=""
+if [ -n "${CHIZU_TOKEN:-}" ]; then
+  LAYERS=$LAYERS,water_pipes
+  AUTH=", [\"Authorization\"] = \"Bearer $CHIZU_TOKEN\""
+fi
+LAYERS=$LAYERS python3 - "$LIST" <<'PY'
+import math, os, sys
+LAYERS = os.environ["LAYERS"]
 def tile(lon, lat, z):
     n = 2 ** z
     return int((lon + 180) / 360 * n), int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
@@ -20,7 +29,7 @@ with open(sys.argv[1], "w") as f:
         x1, y1 = tile(130.16, 33.02, z)
         for x in range(x0, x1 + 1):
             for y in range(y0, y1 + 1):
-                f.write(f"/tiles/parcels,roads,zoning,hazard,boundary/{z}/{x}/{y}.mvt\n")
+                f.write(f"/tiles/{LAYERS}/{z}/{x}/{y}.mvt\n")
 PY
 echo "$(wc -l < "$LIST") tiles in the list"
 SCRIPT=$(mktemp --suffix=.lua)
@@ -30,7 +39,7 @@ for line in io.lines("$LIST") do paths[#paths + 1] = line end
 local i = 0
 request = function()
   i = i % #paths + 1
-  return wrk.format("GET", paths[i], { ["Accept-Encoding"] = "gzip" })
+  return wrk.format("GET", paths[i], { ["Accept-Encoding"] = "gzip"$AUTH })
 end
 done = function(summary, latency, requests)
   io.write(string.format("tiles/s: %.0f  p50: %.2f ms  p99: %.2f ms  errors: %d\n",
