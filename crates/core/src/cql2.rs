@@ -39,6 +39,27 @@ pub enum Expr<P = String> {
     In(P, Vec<Literal>),
     IsNull(P),
     Const(bool),
+    /// A spatial predicate between the feature's geometry and a literal.
+    Spatial(SpatialOp, geo::Geometry<f64>),
+    /// The feature's geometry lies within `distance` metres of a point.
+    DWithin(geo::Coord<f64>, f64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpatialOp {
+    Intersects,
+    /// The feature lies within the literal.
+    Within,
+    /// The feature contains the literal.
+    Contains,
+    Disjoint,
+}
+
+/// Property names that mean the feature's geometry.
+pub fn is_geometry_property(name: &str) -> bool {
+    ["geometry", "geom", "the_geom", "shape"]
+        .iter()
+        .any(|g| g.eq_ignore_ascii_case(name))
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -90,6 +111,8 @@ impl Expr<String> {
             Expr::In(p, v) => Expr::In(idx(p)?, v.clone()),
             Expr::IsNull(p) => Expr::IsNull(idx(p)?),
             Expr::Const(b) => Expr::Const(*b),
+            Expr::Spatial(op, g) => Expr::Spatial(*op, g.clone()),
+            Expr::DWithin(c, d) => Expr::DWithin(*c, *d),
         })
     }
 
@@ -111,7 +134,65 @@ impl<P> Expr<P> {
             | Expr::Between(p, ..)
             | Expr::In(p, _)
             | Expr::IsNull(p) => f(p),
-            Expr::Const(_) => {}
+            Expr::Const(_) | Expr::Spatial(..) | Expr::DWithin(..) => {}
+        }
+    }
+
+    /// Rewrites the coordinates of every geometry literal (e.g. from the
+    /// filter's CRS to longitude/latitude).
+    pub fn transform_literals(
+        &mut self,
+        f: &mut dyn FnMut(&mut geo::Geometry<f64>) -> Result<(), String>,
+    ) -> Result<(), String> {
+        match self {
+            Expr::And(v) | Expr::Or(v) => v.iter_mut().try_for_each(|e| e.transform_literals(f)),
+            Expr::Not(e) => e.transform_literals(f),
+            Expr::Spatial(_, g) => f(g),
+            Expr::DWithin(c, _) => {
+                let mut g = geo::Geometry::Point(geo::Point(*c));
+                f(&mut g)?;
+                if let geo::Geometry::Point(p) = g {
+                    *c = p.0;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// An envelope (longitude/latitude) every matching feature must meet, when
+    /// the filter has one: lets a query use the R-tree instead of a scan.
+    pub fn envelope(&self) -> Option<geo::Rect<f64>> {
+        use geo::BoundingRect;
+        match self {
+            Expr::Spatial(SpatialOp::Intersects | SpatialOp::Within | SpatialOp::Contains, g) => {
+                g.bounding_rect()
+            }
+            Expr::DWithin(c, d) => {
+                // Degrees of latitude are ~111.1 km everywhere; of longitude, less by cos(lat).
+                let dlat = d / 111_000.0 * 1.01;
+                let dlon = dlat / c.y.to_radians().cos().max(0.01);
+                Some(geo::Rect::new(
+                    (c.x - dlon, c.y - dlat),
+                    (c.x + dlon, c.y + dlat),
+                ))
+            }
+            Expr::And(v) => v.iter().filter_map(|e| e.envelope()).reduce(|a, b| {
+                geo::Rect::new(
+                    (a.min().x.max(b.min().x), a.min().y.max(b.min().y)),
+                    (a.max().x.min(b.max().x), a.max().y.min(b.max().y)),
+                )
+            }),
+            Expr::Or(v) => {
+                let all: Option<Vec<_>> = v.iter().map(|e| e.envelope()).collect();
+                all?.into_iter().reduce(|a, b| {
+                    geo::Rect::new(
+                        (a.min().x.min(b.min().x), a.min().y.min(b.min().y)),
+                        (a.max().x.max(b.max().x), a.max().y.max(b.max().y)),
+                    )
+                })
+            }
+            _ => None,
         }
     }
 }
@@ -120,17 +201,23 @@ impl CompiledExpr {
     /// Whether a row passes. Comparisons with NULL are false (SQL semantics, with
     /// unknown treated as false), so `NOT (x = 1)` does not admit rows where x is NULL.
     pub fn matches(&self, row: &[Value]) -> bool {
-        self.eval(row).unwrap_or(false)
+        self.eval(row, None).unwrap_or(false)
     }
 
-    fn eval(&self, row: &[Value]) -> Option<bool> {
+    /// Like [`matches`](Self::matches), with the feature's geometry (longitude/latitude)
+    /// for spatial predicates.
+    pub fn matches_feature(&self, row: &[Value], geometry: &geo::Geometry<f64>) -> bool {
+        self.eval(row, Some(geometry)).unwrap_or(false)
+    }
+
+    fn eval(&self, row: &[Value], geometry: Option<&geo::Geometry<f64>>) -> Option<bool> {
         let get = |i: &usize| row.get(*i).filter(|v| !v.is_null());
         match self {
             Expr::Const(b) => Some(*b),
             Expr::And(v) => {
                 let mut unknown = false;
                 for e in v {
-                    match e.eval(row) {
+                    match e.eval(row, geometry) {
                         Some(false) => return Some(false),
                         None => unknown = true,
                         Some(true) => {}
@@ -141,7 +228,7 @@ impl CompiledExpr {
             Expr::Or(v) => {
                 let mut unknown = false;
                 for e in v {
-                    match e.eval(row) {
+                    match e.eval(row, geometry) {
                         Some(true) => return Some(true),
                         None => unknown = true,
                         Some(false) => {}
@@ -149,7 +236,18 @@ impl CompiledExpr {
                 }
                 if unknown { None } else { Some(false) }
             }
-            Expr::Not(e) => e.eval(row).map(|b| !b),
+            Expr::Not(e) => e.eval(row, geometry).map(|b| !b),
+            Expr::Spatial(op, literal) => {
+                use geo::{Intersects, Relate};
+                let g = geometry?;
+                Some(match op {
+                    SpatialOp::Intersects => g.intersects(literal),
+                    SpatialOp::Disjoint => !g.intersects(literal),
+                    SpatialOp::Within => g.relate(literal).is_within(),
+                    SpatialOp::Contains => g.relate(literal).is_contains(),
+                })
+            }
+            Expr::DWithin(c, d) => Some(distance_m(*c, geometry?) <= *d),
             Expr::IsNull(p) => Some(get(p).is_none()),
             Expr::Compare(p, op, lit) => {
                 let ord = compare(get(p)?, lit)?;
@@ -179,6 +277,19 @@ impl CompiledExpr {
             },
         }
     }
+}
+
+/// Metres from a point to a geometry, both in longitude/latitude, on a local
+/// equirectangular plane around the point (well under 0.1% off within a few km).
+pub fn distance_m(c: geo::Coord<f64>, g: &geo::Geometry<f64>) -> f64 {
+    use geo::{Distance, Euclidean, MapCoords};
+    const R: f64 = 6_371_008.8;
+    let k = c.y.to_radians().cos();
+    let local = g.map_coords(|p| geo::Coord {
+        x: (p.x - c.x).to_radians() * R * k,
+        y: (p.y - c.y).to_radians() * R,
+    });
+    Euclidean.distance(&geo::Point::new(0.0, 0.0), &local)
 }
 
 fn compare(v: &Value, lit: &Literal) -> Option<std::cmp::Ordering> {
@@ -259,6 +370,190 @@ impl<P: fmt::Display> fmt::Display for Expr<P> {
             }
             Expr::IsNull(p) => write!(f, "(\"{p}\" IS NULL)"),
             Expr::Const(b) => write!(f, "{}", if *b { "TRUE" } else { "FALSE" }),
+            Expr::Spatial(op, g) => {
+                let name = match op {
+                    SpatialOp::Intersects => "S_INTERSECTS",
+                    SpatialOp::Within => "S_WITHIN",
+                    SpatialOp::Contains => "S_CONTAINS",
+                    SpatialOp::Disjoint => "S_DISJOINT",
+                };
+                write!(f, "{name}(geometry, {})", wkt::to_wkt(g))
+            }
+            Expr::DWithin(c, d) => {
+                write!(f, "DWITHIN(geometry, POINT({} {}), {d}, meters)", c.x, c.y)
+            }
+        }
+    }
+}
+
+/// Minimal WKT for geometry literals in filters.
+pub mod wkt {
+    use geo::{
+        Coord, Geometry, LineString, MultiLineString, MultiPoint, MultiPolygon, Point, Polygon,
+        Rect,
+    };
+
+    pub fn is_keyword(word: &str) -> bool {
+        [
+            "POINT",
+            "LINESTRING",
+            "POLYGON",
+            "MULTIPOINT",
+            "MULTILINESTRING",
+            "MULTIPOLYGON",
+            "BBOX",
+            "ENVELOPE",
+        ]
+        .iter()
+        .any(|k| k.eq_ignore_ascii_case(word))
+    }
+
+    /// Parses the text between the outer parentheses of `KEYWORD( ... )`.
+    pub fn parse(keyword: &str, body: &str) -> Result<Geometry<f64>, String> {
+        let k = keyword.to_ascii_uppercase();
+        let nums = |s: &str| -> Result<Vec<f64>, String> {
+            s.split(|c: char| c.is_whitespace() || c == ',')
+                .filter(|t| !t.is_empty())
+                .map(|t| {
+                    t.parse::<f64>()
+                        .ok()
+                        .filter(|v| v.is_finite())
+                        .ok_or(format!("`{t}` is not a coordinate"))
+                })
+                .collect()
+        };
+        let coord = |s: &str| -> Result<Coord<f64>, String> {
+            match nums(s)?[..] {
+                [x, y] | [x, y, _] => Ok(Coord { x, y }),
+                _ => Err(format!("`{}` is not a coordinate pair", s.trim())),
+            }
+        };
+        let line = |s: &str| -> Result<LineString<f64>, String> {
+            let s = strip(s)?;
+            s.split(',')
+                .map(coord)
+                .collect::<Result<Vec<_>, _>>()
+                .map(LineString::new)
+        };
+        let polygon = |s: &str| -> Result<Polygon<f64>, String> {
+            let rings = split_groups(strip(s)?)?;
+            let mut rings = rings.into_iter().map(line);
+            let exterior = rings.next().ok_or("a polygon needs a ring")??;
+            if exterior.0.len() < 4 || exterior.0.first() != exterior.0.last() {
+                return Err("polygon rings must be closed, with at least 4 points".into());
+            }
+            Ok(Polygon::new(
+                exterior,
+                rings.collect::<Result<Vec<_>, _>>()?,
+            ))
+        };
+        let g = match k.as_str() {
+            "POINT" => Geometry::Point(Point(coord(body)?)),
+            "LINESTRING" => Geometry::LineString(line(&format!("({body})"))?),
+            "POLYGON" => Geometry::Polygon(polygon(&format!("({body})"))?),
+            "MULTIPOINT" => {
+                let parts = body.split(',').map(|p| {
+                    coord(p.trim().trim_start_matches('(').trim_end_matches(')')).map(Point)
+                });
+                Geometry::MultiPoint(MultiPoint::new(parts.collect::<Result<Vec<_>, _>>()?))
+            }
+            "MULTILINESTRING" => Geometry::MultiLineString(MultiLineString::new(
+                split_groups(body)?
+                    .into_iter()
+                    .map(line)
+                    .collect::<Result<Vec<_>, _>>()?,
+            )),
+            "MULTIPOLYGON" => Geometry::MultiPolygon(MultiPolygon::new(
+                split_groups(body)?
+                    .into_iter()
+                    .map(polygon)
+                    .collect::<Result<Vec<_>, _>>()?,
+            )),
+            _ => match nums(body)?[..] {
+                [a, b, c, d] => {
+                    // BBOX(minx, miny, maxx, maxy); ENVELOPE(minx, maxx, maxy, miny) as in CQL2.
+                    let (x0, y0, x1, y1) = if k == "ENVELOPE" {
+                        (a, d, b, c)
+                    } else {
+                        (a, b, c, d)
+                    };
+                    Geometry::Polygon(Rect::new((x0, y0), (x1, y1)).to_polygon())
+                }
+                _ => return Err(format!("{k} takes four numbers")),
+            },
+        };
+        Ok(g)
+    }
+
+    fn strip(s: &str) -> Result<&str, String> {
+        let t = s.trim();
+        t.strip_prefix('(')
+            .and_then(|t| t.strip_suffix(')'))
+            .ok_or(format!("expected parentheses around `{t}`"))
+    }
+
+    /// Splits `(..), (..)` at top-level commas.
+    fn split_groups(s: &str) -> Result<Vec<&str>, String> {
+        let mut out = Vec::new();
+        let (mut depth, mut start) = (0i32, 0);
+        for (i, c) in s.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                ',' if depth == 0 => {
+                    out.push(&s[start..i]);
+                    start = i + 1;
+                }
+                _ => {}
+            }
+            if depth < 0 {
+                return Err("unbalanced parentheses".into());
+            }
+        }
+        out.push(&s[start..]);
+        Ok(out)
+    }
+
+    pub fn to_wkt(g: &Geometry<f64>) -> String {
+        fn ring(l: &LineString<f64>) -> String {
+            format!(
+                "({})",
+                l.0.iter()
+                    .map(|c| format!("{} {}", c.x, c.y))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+        fn poly(p: &Polygon<f64>) -> String {
+            format!(
+                "({})",
+                std::iter::once(p.exterior())
+                    .chain(p.interiors())
+                    .map(ring)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+        match g {
+            Geometry::Point(p) => format!("POINT({} {})", p.x(), p.y()),
+            Geometry::LineString(l) => format!("LINESTRING{}", ring(l)),
+            Geometry::Polygon(p) => format!("POLYGON{}", poly(p)),
+            Geometry::MultiPoint(mp) => format!(
+                "MULTIPOINT({})",
+                mp.0.iter()
+                    .map(|p| format!("{} {}", p.x(), p.y()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Geometry::MultiLineString(ml) => format!(
+                "MULTILINESTRING({})",
+                ml.0.iter().map(ring).collect::<Vec<_>>().join(", ")
+            ),
+            Geometry::MultiPolygon(mp) => format!(
+                "MULTIPOLYGON({})",
+                mp.0.iter().map(poly).collect::<Vec<_>>().join(", ")
+            ),
+            other => format!("{other:?}"),
         }
     }
 }
@@ -267,6 +562,7 @@ impl<P: fmt::Display> fmt::Display for Expr<P> {
 
 #[derive(Debug, Clone, PartialEq)]
 enum Kind {
+    Geom(geo::Geometry<f64>),
     Ident(String),
     Str(String),
     Num(f64),
@@ -279,6 +575,7 @@ enum Kind {
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Kind::Geom(_) => write!(f, "a geometry"),
             Kind::Ident(s) => write!(f, "`{s}`"),
             Kind::Str(_) => write!(f, "a string"),
             Kind::Num(n) => write!(f, "number {n}"),
@@ -435,8 +732,40 @@ fn lex(text: &str) -> Result<Vec<Token>, FilterError> {
                     i += 1;
                 }
                 let end = bytes.get(i).map(|b| b.0).unwrap_or(text.len());
+                let word = &text[bytes[start].0..end];
+                let rest = text[end..].trim_start();
+                if wkt::is_keyword(word) && rest.starts_with('(') {
+                    // A geometry literal: read to the matching parenthesis.
+                    let open = end + (text[end..].len() - rest.len());
+                    let mut depth = 0;
+                    let mut close = None;
+                    for (k, ch) in text[open..].char_indices() {
+                        match ch {
+                            '(' => depth += 1,
+                            ')' => {
+                                depth -= 1;
+                                if depth == 0 {
+                                    close = Some(open + k);
+                                    break;
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    let close = close.ok_or_else(|| err(at, "geometry literal is not closed"))?;
+                    let g = wkt::parse(word, &text[open + 1..close]).map_err(|m| err(at, &m))?;
+                    out.push(Token {
+                        kind: Kind::Geom(g),
+                        at,
+                        quoted: false,
+                    });
+                    while i < bytes.len() && bytes[i].0 <= close {
+                        i += 1;
+                    }
+                    continue;
+                }
                 out.push(Token {
-                    kind: Kind::Ident(text[bytes[start].0..end].to_string()),
+                    kind: Kind::Ident(word.to_string()),
                     at,
                     quoted: false,
                 });
@@ -536,6 +865,17 @@ impl Parser {
         if self.keyword("FALSE") {
             return Ok(Expr::Const(false));
         }
+        for (word, op) in [
+            ("S_INTERSECTS", Some(SpatialOp::Intersects)),
+            ("S_WITHIN", Some(SpatialOp::Within)),
+            ("S_CONTAINS", Some(SpatialOp::Contains)),
+            ("S_DISJOINT", Some(SpatialOp::Disjoint)),
+            ("DWITHIN", None),
+        ] {
+            if self.keyword(word) {
+                return self.spatial(word, op);
+            }
+        }
         let at = self.here();
         let property = match self.peek().cloned() {
             Some(Token {
@@ -620,6 +960,73 @@ impl Parser {
         };
         Ok(if negate { Expr::Not(Box::new(e)) } else { e })
     }
+    fn spatial(&mut self, word: &str, op: Option<SpatialOp>) -> Result<Expr, FilterError> {
+        self.expect(Kind::LParen, &format!("`(` after {word}"))?;
+        let at = self.here();
+        match self.peek().cloned() {
+            Some(Token {
+                kind: Kind::Ident(name),
+                ..
+            }) if is_geometry_property(&name) => self.pos += 1,
+            Some(Token {
+                kind: Kind::Ident(name),
+                ..
+            }) => {
+                return Err(self.error_at(
+                    at,
+                    format!("`{name}` is not a geometry property (use `geometry`)"),
+                ));
+            }
+            _ => return Err(self.error_at(at, format!("{word} takes the geometry property first"))),
+        }
+        self.expect(Kind::Comma, "`,`")?;
+        let at = self.here();
+        let geometry = match self.peek().cloned() {
+            Some(Token {
+                kind: Kind::Geom(g),
+                ..
+            }) => {
+                self.pos += 1;
+                g
+            }
+            _ => {
+                return Err(
+                    self.error_at(at, "expected a geometry literal such as POINT(130.1 33.1)")
+                );
+            }
+        };
+        let expr = match op {
+            Some(op) => Expr::Spatial(op, geometry),
+            None => {
+                let geo::Geometry::Point(p) = geometry else {
+                    return Err(self.error_at(at, "DWITHIN takes a POINT"));
+                };
+                self.expect(Kind::Comma, "`,`")?;
+                let at = self.here();
+                let distance = match self.literal()? {
+                    Literal::Number(d) if d >= 0.0 => d,
+                    _ => return Err(self.error_at(at, "DWITHIN takes a distance in metres")),
+                };
+                if matches!(
+                    self.peek(),
+                    Some(Token {
+                        kind: Kind::Comma,
+                        ..
+                    })
+                ) {
+                    self.pos += 1;
+                    let at = self.here();
+                    if !(self.keyword("meters") || self.keyword("metres") || self.keyword("m")) {
+                        return Err(self.error_at(at, "DWITHIN distances are in meters"));
+                    }
+                }
+                Expr::DWithin(p.0, distance)
+            }
+        };
+        self.expect(Kind::RParen, "`)`")?;
+        Ok(expr)
+    }
+
     fn literal(&mut self) -> Result<Literal, FilterError> {
         let t = self
             .peek()
@@ -735,6 +1142,55 @@ mod tests {
         assert!(!check("status = 'published; DROP TABLE parcels; --'", &r));
         assert!(parse("status = 'a' ; DROP TABLE x").is_err());
         assert!(parse("status = 'a' -- comment").is_err());
+    }
+
+    #[test]
+    fn spatial_predicates() {
+        let square: geo::Geometry<f64> = geo::Rect::new((130.0, 33.0), (130.2, 33.2))
+            .to_polygon()
+            .into();
+        let inside: geo::Geometry<f64> = geo::Point::new(130.1, 33.1).into();
+        let outside: geo::Geometry<f64> = geo::Point::new(131.0, 33.1).into();
+        let r = row();
+        let f = |text: &str, g: &geo::Geometry<f64>| {
+            parse(text)
+                .unwrap()
+                .compile(&fields())
+                .unwrap()
+                .matches_feature(&r, g)
+        };
+        assert!(f(
+            "S_INTERSECTS(geometry, POLYGON((130 33, 130.2 33, 130.2 33.2, 130 33.2, 130 33)))",
+            &inside
+        ));
+        assert!(!f(
+            "S_INTERSECTS(geometry, BBOX(130, 33, 130.2, 33.2))",
+            &outside
+        ));
+        assert!(f(
+            "S_WITHIN(geometry, BBOX(130, 33, 130.2, 33.2)) AND rank = 3",
+            &inside
+        ));
+        assert!(f("S_CONTAINS(geometry, POINT(130.1 33.1))", &square));
+        assert!(!f("S_CONTAINS(geometry, POINT(131 33.1))", &square));
+        // 0.001 degrees of latitude is ~111 m.
+        assert!(f(
+            "DWITHIN(geometry, POINT(130.1 33.101), 120, meters)",
+            &inside
+        ));
+        assert!(!f(
+            "DWITHIN(geometry, POINT(130.1 33.101), 100, meters)",
+            &inside
+        ));
+        let e = parse("S_INTERSECTS(geometry, POLYGON((0 0, 1 1)))").unwrap_err();
+        assert!(e.message.contains("closed"), "{e}");
+        let env = parse("rank = 3 AND S_INTERSECTS(geometry, BBOX(130, 33, 130.2, 33.2))")
+            .unwrap()
+            .envelope()
+            .unwrap();
+        assert_eq!((env.min().x, env.max().y), (130.0, 33.2));
+        let again = parse(&parse("S_WITHIN(geometry, POINT(1 2))").unwrap().to_string()).unwrap();
+        assert_eq!(again, parse("S_WITHIN(geometry, POINT(1 2))").unwrap());
     }
 
     #[test]
