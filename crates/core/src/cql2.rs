@@ -1200,3 +1200,129 @@ mod tests {
         assert_eq!(e, again);
     }
 }
+
+/// Parses CQL2 JSON (`{"op": "and", "args": [...]}`) into the same expression
+/// as CQL2 text. Geometry literals are GeoJSON geometries or `{"bbox": [...]}`.
+pub fn parse_json(value: &serde_json::Value) -> Result<Expr, FilterError> {
+    let err = |m: String| FilterError {
+        position: 0,
+        message: m,
+    };
+    let obj = value
+        .as_object()
+        .ok_or_else(|| err("a CQL2 JSON expression is an object".into()))?;
+    if let Some(b) = obj.get("boolean").or(value.as_bool().map(|_| value)) {
+        return b
+            .as_bool()
+            .map(Expr::Const)
+            .ok_or_else(|| err("`boolean` must be true or false".into()));
+    }
+    let op = obj
+        .get("op")
+        .and_then(|o| o.as_str())
+        .ok_or_else(|| err("missing `op`".into()))?
+        .to_ascii_lowercase();
+    let args = obj
+        .get("args")
+        .and_then(|a| a.as_array())
+        .ok_or_else(|| err(format!("`{op}` needs an `args` array")))?;
+    let property = |v: &serde_json::Value| -> Result<String, FilterError> {
+        v.get("property")
+            .and_then(|p| p.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| err(format!("`{op}` takes a {{\"property\": ...}} first")))
+    };
+    let literal = |v: &serde_json::Value| -> Result<Literal, FilterError> {
+        match v {
+            serde_json::Value::String(s) => Ok(Literal::Text(s.clone())),
+            serde_json::Value::Number(n) => Ok(Literal::Number(n.as_f64().unwrap_or(f64::NAN))),
+            serde_json::Value::Bool(b) => Ok(Literal::Bool(*b)),
+            other => Err(err(format!("`{other}` is not a value"))),
+        }
+    };
+    let geometry = |v: &serde_json::Value| -> Result<geo::Geometry<f64>, FilterError> {
+        if let Some(b) = v.get("bbox").and_then(|b| b.as_array()) {
+            let n: Vec<f64> = b.iter().filter_map(|x| x.as_f64()).collect();
+            return match n[..] {
+                [a, b, c, d] => Ok(geo::Rect::new((a, b), (c, d)).to_polygon().into()),
+                _ => Err(err("`bbox` takes four numbers".into())),
+            };
+        }
+        let g: geojson::Geometry = serde_json::from_value(v.clone())
+            .map_err(|e| err(format!("not a GeoJSON geometry: {e}")))?;
+        geo::Geometry::<f64>::try_from(g).map_err(|e| err(format!("geometry: {e}")))
+    };
+    let two = || -> Result<(&serde_json::Value, &serde_json::Value), FilterError> {
+        match &args[..] {
+            [a, b] => Ok((a, b)),
+            _ => Err(err(format!("`{op}` takes two arguments"))),
+        }
+    };
+    Ok(match op.as_str() {
+        "and" | "or" => {
+            let parts = args.iter().map(parse_json).collect::<Result<Vec<_>, _>>()?;
+            if op == "and" {
+                Expr::And(parts)
+            } else {
+                Expr::Or(parts)
+            }
+        }
+        "not" => match &args[..] {
+            [a] => Expr::Not(Box::new(parse_json(a)?)),
+            _ => return Err(err("`not` takes one argument".into())),
+        },
+        "=" | "<>" | "<" | "<=" | ">" | ">=" => {
+            let (a, b) = two()?;
+            let cmp = match op.as_str() {
+                "=" => CmpOp::Eq,
+                "<>" => CmpOp::Ne,
+                "<" => CmpOp::Lt,
+                "<=" => CmpOp::Le,
+                ">" => CmpOp::Gt,
+                _ => CmpOp::Ge,
+            };
+            Expr::Compare(property(a)?, cmp, literal(b)?)
+        }
+        "like" => {
+            let (a, b) = two()?;
+            match literal(b)? {
+                Literal::Text(s) => Expr::Like(property(a)?, s),
+                _ => return Err(err("`like` takes a string pattern".into())),
+            }
+        }
+        "between" => match &args[..] {
+            [a, lo, hi] => Expr::Between(property(a)?, literal(lo)?, literal(hi)?),
+            _ => return Err(err("`between` takes three arguments".into())),
+        },
+        "in" => {
+            let (a, b) = two()?;
+            let list = b
+                .as_array()
+                .ok_or_else(|| err("`in` takes a list".into()))?;
+            Expr::In(
+                property(a)?,
+                list.iter().map(literal).collect::<Result<_, _>>()?,
+            )
+        }
+        "isnull" => match &args[..] {
+            [a] => Expr::IsNull(property(a)?),
+            _ => return Err(err("`isNull` takes one argument".into())),
+        },
+        "s_intersects" | "s_within" | "s_contains" | "s_disjoint" => {
+            let (a, b) = two()?;
+            if !property(a).is_ok_and(|p| is_geometry_property(&p)) {
+                return Err(err(format!(
+                    "`{op}` takes {{\"property\": \"geometry\"}} first"
+                )));
+            }
+            let sop = match op.as_str() {
+                "s_intersects" => SpatialOp::Intersects,
+                "s_within" => SpatialOp::Within,
+                "s_contains" => SpatialOp::Contains,
+                _ => SpatialOp::Disjoint,
+            };
+            Expr::Spatial(sop, geometry(b)?)
+        }
+        other => return Err(err(format!("unsupported operator `{other}`"))),
+    })
+}

@@ -1,0 +1,687 @@
+//! OGC API - Features under `/ogc`: Part 1 (core, GeoJSON, OpenAPI), Part 2 (CRS)
+//! and Part 3 (filtering with CQL2 text and JSON, queryables). Every answer is
+//! computed through the caller's view: hidden collections do not exist, hidden
+//! fields are absent (and filtering on one fails exactly like an unknown field),
+//! row filters are ANDed in, and reads of personal fields are audited.
+
+use crate::caller::Ctx;
+use crate::crs::{self, Crs};
+use crate::{ApiError, AppState, base_url};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use chizu_access::{AuditEvent, LayerView};
+use chizu_core::cql2::{self, CompiledExpr};
+use chizu_core::tile::lonlat_to_mercator;
+use chizu_core::{Bounds, FieldDef, FieldType, Value};
+use chizu_store::{IndexedFeature, LayerIndex};
+use geo::{Geometry, Intersects};
+use serde_json::{Map, json};
+use std::sync::Arc;
+
+pub const DEFAULT_LIMIT: usize = 100;
+pub const MAX_LIMIT: usize = 10_000;
+const GEOJSON: &str = "application/geo+json";
+
+pub const CONFORMANCE: &[&str] = &[
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
+    "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+];
+
+fn json_response(body: serde_json::Value, ctx: &Ctx, media: &'static str) -> Response {
+    let mut r = Json(body).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    crate::private_unless_anonymous(ctx, r.headers_mut());
+    r
+}
+
+pub async fn landing(State(state): State<Arc<AppState>>, ctx: Ctx, headers: HeaderMap) -> Response {
+    let b = format!("{}/ogc", base_url(&state, &headers));
+    json_response(
+        json!({
+            "title": "chizu",
+            "description": "Kashima City integrated GIS: OGC API - Features",
+            "links": [
+                {"href": format!("{b}"), "rel": "self", "type": "application/json", "title": "this document"},
+                {"href": format!("{b}/api"), "rel": "service-desc", "type": "application/vnd.oai.openapi+json;version=3.0", "title": "the API definition"},
+                {"href": format!("{b}/conformance"), "rel": "conformance", "type": "application/json", "title": "conformance classes"},
+                {"href": format!("{b}/collections"), "rel": "data", "type": "application/json", "title": "collections"},
+            ]
+        }),
+        &ctx,
+        "application/json",
+    )
+}
+
+pub async fn conformance(ctx: Ctx) -> Response {
+    json_response(
+        json!({ "conformsTo": CONFORMANCE }),
+        &ctx,
+        "application/json",
+    )
+}
+
+fn collection_json(
+    state: &AppState,
+    base: &str,
+    index: &LayerIndex,
+    view: &LayerView,
+) -> serde_json::Value {
+    let c = &index.meta.config;
+    let (count, bounds) = state.summary(index, view);
+    let bbox = bounds.map(|b| vec![b.min_x, b.min_y, b.max_x, b.max_y]);
+    let href = format!("{base}/collections/{}", c.id);
+    json!({
+        "id": c.id,
+        "title": c.title.ja,
+        "description": c.description.as_ref().map(|d| d.ja.clone()).unwrap_or_else(|| c.title.en_or_ja().to_string()),
+        "itemType": "feature",
+        "extent": { "spatial": { "bbox": bbox.map(|b| vec![b]).unwrap_or_default(), "crs": crs::CRS84 } },
+        "crs": crs::supported().iter().map(|c| c.uri()).collect::<Vec<_>>(),
+        "storageCrs": crs::CRS84,
+        "numberOfFeatures": count,
+        "links": [
+            {"href": href, "rel": "self", "type": "application/json"},
+            {"href": format!("{href}/items"), "rel": "items", "type": GEOJSON},
+            {"href": format!("{href}/queryables"), "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables", "type": "application/schema+json"},
+            {"href": format!("{}/tiles/{}.json", base.trim_end_matches("/ogc"), c.id), "rel": "tilesets-vector", "type": "application/json"},
+        ],
+    })
+}
+
+pub async fn collections(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    headers: HeaderMap,
+) -> Response {
+    let base = format!("{}/ogc", base_url(&state, &headers));
+    let layers = state.layers();
+    let list: Vec<_> = ctx
+        .view
+        .layers()
+        .filter_map(|v| {
+            layers
+                .get(&v.id)
+                .map(|i| collection_json(&state, &base, i, v))
+        })
+        .collect();
+    json_response(
+        json!({
+            "links": [{"href": format!("{base}/collections"), "rel": "self", "type": "application/json"}],
+            "collections": list,
+            "crs": crs::supported().iter().map(|c| c.uri()).collect::<Vec<_>>(),
+        }),
+        &ctx,
+        "application/json",
+    )
+}
+
+/// The layer and the caller's view of it, or the 404 of a layer that does not exist.
+fn find(state: &AppState, ctx: &Ctx, id: &str) -> Result<(Arc<LayerIndex>, LayerView), ApiError> {
+    let layers = state.layers();
+    layers
+        .get(id)
+        .zip(ctx.view.layer(id))
+        .map(|(i, v)| (i.clone(), v.clone()))
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no collection `{}`",
+                id.chars().take(64).collect::<String>()
+            ))
+        })
+}
+
+pub async fn collection(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (index, view) = find(&state, &ctx, &id)?;
+    let base = format!("{}/ogc", base_url(&state, &headers));
+    Ok(json_response(
+        collection_json(&state, &base, &index, &view),
+        &ctx,
+        "application/json",
+    ))
+}
+
+fn json_type(ty: FieldType) -> (&'static str, Option<&'static str>) {
+    match ty {
+        FieldType::Text => ("string", None),
+        FieldType::Date => ("string", Some("date")),
+        FieldType::Integer => ("integer", None),
+        FieldType::Float => ("number", None),
+        FieldType::Boolean => ("boolean", None),
+    }
+}
+
+/// JSON Schema of the visible properties (queryables and the OpenAPI document).
+pub fn properties_schema(fields: &[FieldDef], view: &LayerView) -> Map<String, serde_json::Value> {
+    let mut props = Map::new();
+    for i in &view.fields {
+        let f = &fields[*i];
+        let (ty, format) = json_type(f.ty);
+        let mut p = json!({ "type": ty });
+        if let Some(fmt) = format {
+            p["format"] = json!(fmt);
+        }
+        if let Some(t) = &f.title {
+            p["title"] = json!(t.ja);
+            if let Some(en) = &t.en {
+                p["description"] = json!(en);
+            }
+        }
+        props.insert(f.name.clone(), p);
+    }
+    props
+}
+
+pub async fn queryables(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (index, view) = find(&state, &ctx, &id)?;
+    let c = &index.meta.config;
+    let mut props = properties_schema(&c.fields, &view);
+    props.insert(
+        "geometry".into(),
+        json!({ "format": format!("geometry-{}", match c.geometry { chizu_core::GeometryKind::Point => "multipoint", chizu_core::GeometryKind::Line => "multilinestring", chizu_core::GeometryKind::Polygon => "multipolygon" }) }),
+    );
+    let base = format!("{}/ogc", base_url(&state, &headers));
+    Ok(json_response(
+        json!({
+            "$schema": "https://json-schema.org/draft/2019-09/schema",
+            "$id": format!("{base}/collections/{id}/queryables"),
+            "type": "object",
+            "title": c.title.ja,
+            "properties": props,
+            "additionalProperties": false,
+        }),
+        &ctx,
+        "application/schema+json",
+    ))
+}
+
+/// A prepared items query.
+struct Plan {
+    crs: Crs,
+    bbox: Option<Geometry<f64>>,
+    bbox_envelope: Option<Bounds>,
+    filter: Option<CompiledExpr>,
+    equals: Vec<(usize, String)>,
+    properties: Vec<usize>,
+    limit: usize,
+    offset: usize,
+}
+
+const RESERVED: &[&str] = &[
+    "f",
+    "bbox",
+    "bbox-crs",
+    "limit",
+    "offset",
+    "properties",
+    "filter",
+    "filter-lang",
+    "filter-crs",
+    "crs",
+    "datetime",
+    "sortby",
+];
+
+fn plan(
+    index: &LayerIndex,
+    view: &LayerView,
+    params: &[(String, String)],
+) -> Result<Plan, ApiError> {
+    let c = &index.meta.config;
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let visible_index =
+        |name: &str| -> Option<usize> { c.field_index(name).filter(|i| view.shows_field(*i)) };
+    let queryable = || {
+        view.fields
+            .iter()
+            .map(|i| c.fields[*i].name.clone())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let unknown = |name: &str| {
+        ApiError::bad_request(format!(
+            "unknown property `{}`; the queryable properties are: {}",
+            name.chars().take(64).collect::<String>(),
+            queryable()
+        ))
+    };
+    let parse_crs = |key: &str| -> Result<Crs, ApiError> {
+        match get(key) {
+            None => Ok(Crs::CRS84),
+            Some(text) => Crs::parse(text).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "unsupported {key} `{}`; see the collection's `crs` list",
+                    text.chars().take(100).collect::<String>()
+                ))
+            }),
+        }
+    };
+    let crs = parse_crs("crs")?;
+    let limit = match get("limit") {
+        None => DEFAULT_LIMIT,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|l| *l >= 1)
+            .ok_or_else(|| ApiError::bad_request("limit must be a whole number of at least 1"))?
+            .min(MAX_LIMIT),
+    };
+    let offset = match get("offset") {
+        None => 0,
+        Some(o) => o
+            .parse::<usize>()
+            .map_err(|_| ApiError::bad_request("offset must be a whole number of at least 0"))?,
+    };
+    let (bbox, bbox_envelope) = match get("bbox") {
+        None => (None, None),
+        Some(text) => {
+            let bbox_crs = parse_crs("bbox-crs")?;
+            let n: Vec<f64> = text
+                .split(',')
+                .map(|v| v.trim().parse::<f64>().ok().filter(|f| f.is_finite()))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    ApiError::bad_request("bbox takes four (or six) numbers separated by commas")
+                })?;
+            let (a, b, cc, d) = match n[..] {
+                [a, b, c, d] => (a, b, c, d),
+                [a, b, _, c, d, _] => (a, b, c, d),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "bbox takes four (or six) numbers separated by commas",
+                    ));
+                }
+            };
+            // In the axis order of bbox-crs: for CRS84, lon/lat; for EPSG:4326, lat/lon.
+            let (x0, y0, x1, y1) = (a, b, cc, d);
+            if x0 > x1 || y0 > y1 {
+                return Err(ApiError::bad_request(
+                    "bbox: the lower corner must come first",
+                ));
+            }
+            if bbox_crs.epsg.is_none() && (y0 < -90.0 || y1 > 90.0) {
+                return Err(ApiError::bad_request(
+                    "bbox: latitudes lie between -90 and 90",
+                ));
+            }
+            // Densify the edges so that a box in a projected CRS stays a good polygon in lon/lat.
+            let mut ring = Vec::new();
+            for k in 0..=8 {
+                ring.push((x0 + (x1 - x0) * k as f64 / 8.0, y0));
+            }
+            for k in 1..=8 {
+                ring.push((x1, y0 + (y1 - y0) * k as f64 / 8.0));
+            }
+            for k in 1..=8 {
+                ring.push((x1 - (x1 - x0) * k as f64 / 8.0, y1));
+            }
+            for k in 1..=8 {
+                ring.push((x0, y1 - (y1 - y0) * k as f64 / 8.0));
+            }
+            let mut g: Geometry<f64> = geo::Polygon::new(ring.into(), vec![]).into();
+            bbox_crs
+                .to_lonlat(&mut g)
+                .map_err(|e| ApiError::bad_request(format!("bbox: {e}")))?;
+            let env = Bounds::of_geometry(&g);
+            (Some(g), Some(env))
+        }
+    };
+    let filter = match get("filter") {
+        None => None,
+        Some(text) => {
+            let lang = get("filter-lang").unwrap_or("cql2-text");
+            let mut expr = match lang {
+                "cql2-text" => {
+                    cql2::parse(text).map_err(|e| ApiError::bad_request(format!("filter: {e}")))?
+                }
+                "cql2-json" => {
+                    let json: serde_json::Value = serde_json::from_str(text)
+                        .map_err(|e| ApiError::bad_request(format!("filter: not JSON: {e}")))?;
+                    cql2::parse_json(&json)
+                        .map_err(|e| ApiError::bad_request(format!("filter: {}", e.message)))?
+                }
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "filter-lang `{}` is not supported (cql2-text, cql2-json)",
+                        other.chars().take(40).collect::<String>()
+                    )));
+                }
+            };
+            // A hidden field is reported exactly like one that does not exist.
+            for p in expr.properties() {
+                if visible_index(p).is_none() {
+                    return Err(unknown(p));
+                }
+            }
+            let filter_crs = parse_crs("filter-crs")?;
+            expr.transform_literals(&mut |g| filter_crs.to_lonlat(g))
+                .map_err(|e| ApiError::bad_request(format!("filter geometry: {e}")))?;
+            Some(expr.compile(&c.fields).map_err(|p| unknown(&p))?)
+        }
+    };
+    let mut equals = Vec::new();
+    for (k, v) in params {
+        if RESERVED.contains(&k.as_str()) {
+            continue;
+        }
+        let i = visible_index(k).ok_or_else(|| unknown(k))?;
+        equals.push((i, v.clone()));
+    }
+    let properties = match get("properties") {
+        None => view.fields.clone(),
+        Some(list) => list
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| visible_index(p.trim()).ok_or_else(|| unknown(p.trim())))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    Ok(Plan {
+        crs,
+        bbox,
+        bbox_envelope,
+        filter,
+        equals,
+        properties,
+        limit,
+        offset,
+    })
+}
+
+fn text_of(v: &Value) -> String {
+    match v {
+        Value::Text(s) => s.clone(),
+        Value::Null => String::new(),
+        Value::Float(f) if f.fract() == 0.0 => format!("{f}"),
+        other => other.to_string(),
+    }
+}
+
+/// Runs a plan: R-tree candidates (when there is an area), then the view's
+/// rows, the bbox, the filter and the property filters. Returns every match.
+fn matches<'a>(index: &'a LayerIndex, view: &LayerView, plan: &Plan) -> Vec<&'a IndexedFeature> {
+    let envelope = plan.bbox_envelope.or_else(|| {
+        plan.filter
+            .as_ref()
+            .and_then(|f| f.envelope())
+            .map(|r| Bounds {
+                min_x: r.min().x,
+                min_y: r.min().y,
+                max_x: r.max().x,
+                max_y: r.max().y,
+            })
+    });
+    let candidates: Vec<&IndexedFeature> = match envelope {
+        Some(b) => {
+            let (x0, y0) = lonlat_to_mercator(b.min_x, b.min_y);
+            let (x1, y1) = lonlat_to_mercator(b.max_x, b.max_y);
+            index.query(&Bounds {
+                min_x: x0,
+                min_y: y0,
+                max_x: x1,
+                max_y: y1,
+            })
+        }
+        None => index.features.iter().collect(),
+    };
+    candidates
+        .into_iter()
+        .filter(|f| view.admits(&f.properties))
+        .filter(|f| plan.bbox.as_ref().is_none_or(|b| b.intersects(&f.lonlat)))
+        .filter(|f| {
+            plan.filter
+                .as_ref()
+                .is_none_or(|e| e.matches_feature(&f.properties, &f.lonlat))
+        })
+        .filter(|f| {
+            plan.equals
+                .iter()
+                .all(|(i, v)| text_of(&f.properties[*i]) == *v)
+        })
+        .collect()
+}
+
+fn feature_json(
+    index: &LayerIndex,
+    f: &IndexedFeature,
+    props: &[usize],
+    crs: Crs,
+) -> Result<serde_json::Value, ApiError> {
+    let c = &index.meta.config;
+    let mut g = f.lonlat.clone();
+    crs.from_lonlat(&mut g)
+        .map_err(|e| ApiError::internal("reprojection", e))?;
+    let mut properties = Map::new();
+    for i in props {
+        properties.insert(c.fields[*i].name.clone(), f.properties[*i].to_json());
+    }
+    Ok(json!({
+        "type": "Feature",
+        "id": f.id,
+        "geometry": geojson::Geometry::from(&g),
+        "properties": properties,
+    }))
+}
+
+fn audit(
+    state: &AppState,
+    ctx: &Ctx,
+    index: &LayerIndex,
+    view: &LayerView,
+    props: &[usize],
+    area: String,
+    n: usize,
+) {
+    let Some(user) = &ctx.caller.user else { return };
+    let personal: Vec<&str> = view
+        .personal
+        .iter()
+        .filter(|i| props.contains(i))
+        .map(|i| index.meta.config.fields[*i].name.as_str())
+        .collect();
+    if personal.is_empty() || n == 0 {
+        return;
+    }
+    state.audit.record(AuditEvent {
+        at: 0,
+        user: user.clone(),
+        layer: index.meta.config.id.clone(),
+        via: "query".into(),
+        area,
+        features: n as u64,
+        fields: personal.join(","),
+    });
+}
+
+fn with_crs_header(mut r: Response, crs: Crs) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&format!("<{}>", crs.uri())) {
+        r.headers_mut().insert("content-crs", v);
+    }
+    r
+}
+
+pub async fn items(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (index, view) = find(&state, &ctx, &id)?;
+    if let Some(f) = params
+        .iter()
+        .find(|(k, _)| k == "f")
+        .map(|(_, v)| v.as_str())
+    {
+        if !matches!(f, "json" | "geojson") {
+            return Err(ApiError::bad_request(format!(
+                "format `{}` is not offered here (json)",
+                f.chars().take(20).collect::<String>()
+            )));
+        }
+    }
+    let plan = plan(&index, &view, &params)?;
+    let crs = plan.crs;
+    let base = format!("{}/ogc/collections/{id}/items", base_url(&state, &headers));
+    let (index2, view2) = (index.clone(), view.clone());
+    // Matching and serialising are CPU work: off the async runtime.
+    let (body, count, returned) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let all = matches(&index2, &view2, &plan);
+        let page: Vec<&IndexedFeature> = all.iter().skip(plan.offset).take(plan.limit).copied().collect();
+        let features = page
+            .iter()
+            .map(|f| feature_json(&index2, f, &plan.properties, plan.crs))
+            .collect::<Result<Vec<_>, _>>()?;
+        let link = |offset: usize| {
+            let mut q: Vec<(String, String)> = params.iter().filter(|(k, _)| k != "offset" && k != "limit").cloned().collect();
+            q.push(("limit".into(), plan.limit.to_string()));
+            q.push(("offset".into(), offset.to_string()));
+            let query: String = q
+                .iter()
+                .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+                .collect::<Vec<_>>()
+                .join("&");
+            format!("{base}?{query}")
+        };
+        let mut links = vec![json!({"href": link(plan.offset), "rel": "self", "type": GEOJSON})];
+        if plan.offset + page.len() < all.len() {
+            links.push(json!({"href": link(plan.offset + plan.limit), "rel": "next", "type": GEOJSON}));
+        }
+        if plan.offset > 0 {
+            links.push(json!({"href": link(plan.offset.saturating_sub(plan.limit)), "rel": "prev", "type": GEOJSON}));
+        }
+        let body = json!({
+            "type": "FeatureCollection",
+            "numberMatched": all.len(),
+            "numberReturned": features.len(),
+            "timeStamp": timestamp(),
+            "links": links,
+            "features": features,
+        });
+        let props = plan.properties.clone();
+        Ok((body, props, page.len()))
+    })
+    .await
+    .map_err(|e| ApiError::internal("items", e))??;
+    audit(
+        &state,
+        &ctx,
+        &index,
+        &view,
+        &count,
+        format!("items of {id}"),
+        returned,
+    );
+    Ok(with_crs_header(json_response(body, &ctx, GEOJSON), crs))
+}
+
+pub async fn item(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    Path((id, fid)): Path<(String, String)>,
+    Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (index, view) = find(&state, &ctx, &id)?;
+    let only_crs: Vec<(String, String)> = params
+        .into_iter()
+        .filter(|(k, _)| k == "crs" || k == "properties")
+        .collect();
+    let plan = plan(&index, &view, &only_crs)?;
+    let not_found = || {
+        ApiError::not_found(format!(
+            "no feature `{}` in `{id}`",
+            fid.chars().take(32).collect::<String>()
+        ))
+    };
+    let n: u64 = fid.parse().map_err(|_| not_found())?;
+    // Ids are 1..=n in order: the feature is at n-1 when present.
+    let f = index
+        .features
+        .get((n as usize).wrapping_sub(1))
+        .filter(|f| f.id == n)
+        .or_else(|| index.features.iter().find(|f| f.id == n))
+        .filter(|f| view.admits(&f.properties))
+        .ok_or_else(not_found)?;
+    let mut body = feature_json(&index, f, &plan.properties, plan.crs)?;
+    let base = format!("{}/ogc/collections/{id}", base_url(&state, &headers));
+    body["links"] = json!([
+        {"href": format!("{base}/items/{n}"), "rel": "self", "type": GEOJSON},
+        {"href": base, "rel": "collection", "type": "application/json"},
+    ]);
+    audit(
+        &state,
+        &ctx,
+        &index,
+        &view,
+        &plan.properties,
+        format!("feature {n}"),
+        1,
+    );
+    Ok(with_crs_header(
+        json_response(body, &ctx, GEOJSON),
+        plan.crs,
+    ))
+}
+
+fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+fn timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    // civil_from_days (Howard Hinnant).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    let s = secs % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s % 3600 / 60,
+        s % 60
+    )
+}
