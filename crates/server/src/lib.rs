@@ -9,7 +9,9 @@ mod auth;
 mod caller;
 pub mod crs;
 mod error;
+mod lookup;
 mod ogc;
+mod openapi;
 mod state;
 mod tiles;
 
@@ -34,9 +36,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/auth/login", post(auth::login))
         .route("/auth/logout", post(auth::logout))
         .route("/auth/me", get(auth::me))
+        .route("/query/point", get(lookup::point))
+        .route("/search", get(lookup::search))
         .route("/ogc", get(ogc::landing))
         .route("/ogc/", get(ogc::landing))
         .route("/ogc/conformance", get(ogc::conformance))
+        .route("/ogc/api", get(openapi::api))
         .route("/ogc/collections", get(ogc::collections))
         .route("/ogc/collections/{id}", get(ogc::collection))
         .route("/ogc/collections/{id}/queryables", get(ogc::queryables))

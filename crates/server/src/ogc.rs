@@ -8,6 +8,7 @@ use crate::caller::Ctx;
 use crate::crs::{self, Crs};
 use crate::{ApiError, AppState, base_url};
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -528,9 +529,10 @@ pub async fn items(
     State(state): State<Arc<AppState>>,
     ctx: Ctx,
     Path(id): Path<String>,
-    Query(params): Query<Vec<(String, String)>>,
+    params: Result<Query<Vec<(String, String)>>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let (index, view) = find(&state, &ctx, &id)?;
     if let Some(f) = params
         .iter()
@@ -603,9 +605,10 @@ pub async fn item(
     State(state): State<Arc<AppState>>,
     ctx: Ctx,
     Path((id, fid)): Path<(String, String)>,
-    Query(params): Query<Vec<(String, String)>>,
+    params: Result<Query<Vec<(String, String)>>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let (index, view) = find(&state, &ctx, &id)?;
     let only_crs: Vec<(String, String)> = params
         .into_iter()
