@@ -118,11 +118,13 @@ fn with_reprojector<T>(
 ) -> Result<T, String> {
     REPROJECTORS.with(|cell| {
         let mut map = cell.borrow_mut();
-        if !map.contains_key(&(from, to)) {
-            let r = Reprojector::new(from, to).map_err(|e| e.to_string())?;
-            map.insert((from, to), r);
-        }
-        f(&map[&(from, to)])
+        let reprojector = match map.entry((from, to)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Reprojector::new(from, to).map_err(|e| e.to_string())?)
+            }
+        };
+        f(reprojector)
     })
 }
 

@@ -253,7 +253,7 @@ pub async fn search(
             hits.min(limit),
         );
     }
-    found.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    found.sort_by_key(|a| (a.0, a.1));
     let total = found.len();
     let results: Vec<_> = found.into_iter().take(limit).map(|(_, _, v)| v).collect();
     let mut r = Json(json!({ "q": q.q, "matched": total, "results": results })).into_response();

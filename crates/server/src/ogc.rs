@@ -538,13 +538,12 @@ pub async fn items(
         .iter()
         .find(|(k, _)| k == "f")
         .map(|(_, v)| v.as_str())
+        .filter(|f| !matches!(*f, "json" | "geojson"))
     {
-        if !matches!(f, "json" | "geojson") {
-            return Err(ApiError::bad_request(format!(
-                "format `{}` is not offered here (json)",
-                f.chars().take(20).collect::<String>()
-            )));
-        }
+        return Err(ApiError::bad_request(format!(
+            "format `{}` is not offered here (json)",
+            f.chars().take(20).collect::<String>()
+        )));
     }
     let plan = plan(&index, &view, &params)?;
     let crs = plan.crs;
