@@ -334,3 +334,149 @@ mod tests {
         assert!(parse_since("2026-13-01").is_err());
     }
 }
+
+/// `chizu export`: the same export code as the HTTP API, streaming from the
+/// store without a server.
+#[allow(clippy::too_many_arguments)]
+pub async fn export(
+    store: &Path,
+    layer: &str,
+    format: &str,
+    crs: &str,
+    bbox: Option<String>,
+    filter: Option<String>,
+    encoding: Option<String>,
+    roles: Vec<String>,
+    out: &Path,
+) -> Result<()> {
+    use chizu_io::export::{ExportFormat, ExportSpec, TextEncoding};
+    use geo::Intersects;
+    let format = ExportFormat::parse(format)
+        .with_context(|| format!("unknown format `{format}` (gpkg, fgb, geojson, csv, shp)"))?;
+    let epsg = chizu_core::config::parse_epsg(crs)
+        .with_context(|| format!("`{crs}` is not of the form EPSG:<code>"))?;
+    chizu_io::crs::check_known(epsg)?;
+    let store = std::sync::Arc::new(GpkgStore::open(store, false).await?);
+    let meta = store.layer(layer).await?;
+    let config = meta.config.clone();
+    // Without --role, the machine's administrator sees the whole layer.
+    let caller = if roles.is_empty() {
+        let a = &config.access;
+        let all = a
+            .read
+            .iter()
+            .chain(&a.export)
+            .chain(a.fields.values().flatten())
+            .chain(a.rows.keys())
+            .cloned();
+        Caller::roles(all)
+    } else {
+        Caller::roles(roles.clone())
+    };
+    let view = View::for_caller(&caller, [&config]);
+    let layer_view = view
+        .layer(layer)
+        .with_context(|| format!("roles {roles:?} cannot read `{layer}`"))?
+        .clone();
+    if !roles.is_empty() && !layer_view.can_export {
+        bail!("roles {roles:?} may read `{layer}` but not export it");
+    }
+    let compiled = match &filter {
+        None => None,
+        Some(text) => {
+            let expr = chizu_core::cql2::parse(text)?;
+            for p in expr.properties() {
+                if !config
+                    .field_index(p)
+                    .is_some_and(|i| layer_view.shows_field(i))
+                {
+                    bail!("unknown property `{p}` in --filter");
+                }
+            }
+            Some(
+                expr.compile(&config.fields)
+                    .map_err(|p| anyhow::anyhow!("unknown property `{p}`"))?,
+            )
+        }
+    };
+    let area = match bbox {
+        None => None,
+        Some(text) => {
+            let n: Vec<f64> = text
+                .split(',')
+                .map(|v| v.trim().parse::<f64>())
+                .collect::<Result<_, _>>()
+                .context("--bbox takes minlon,minlat,maxlon,maxlat")?;
+            match n[..] {
+                [a, b, c, d] if a <= c && b <= d => Some(geo::Geometry::Polygon(
+                    geo::Rect::new((a, b), (c, d)).to_polygon(),
+                )),
+                _ => bail!("--bbox takes minlon,minlat,maxlon,maxlat"),
+            }
+        }
+    };
+    let encoding = match (&encoding, format) {
+        (Some(e), _) => TextEncoding::parse(e)
+            .with_context(|| format!("unknown encoding `{e}` (cp932, utf-8)"))?,
+        (None, ExportFormat::Shp) => TextEncoding::Cp932,
+        (None, _) => TextEncoding::Utf8,
+    };
+    let spec = ExportSpec {
+        layer: config.id.clone(),
+        title: config.title.ja.clone(),
+        kind: config.geometry,
+        fields: layer_view
+            .fields
+            .iter()
+            .map(|i| config.fields[*i].clone())
+            .collect(),
+        epsg,
+        format,
+        encoding,
+    };
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(1024);
+    let reader = {
+        let store = store.clone();
+        let layer = layer.to_string();
+        tokio::spawn(async move { store.stream_features(&layer, sender).await })
+    };
+    let bar = indicatif::ProgressBar::new(meta.feature_count);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} features ({per_sec}, {eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let out_path = out.to_path_buf();
+    let progress = bar.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        let fields = layer_view.fields.clone();
+        let mut features = std::iter::from_fn(|| receiver.blocking_recv())
+            .filter(|f| layer_view.admits(&f.properties))
+            .filter(|f| area.as_ref().is_none_or(|a| a.intersects(&f.geometry)))
+            .filter(|f| {
+                compiled
+                    .as_ref()
+                    .is_none_or(|e| e.matches_feature(&f.properties, &f.geometry))
+            })
+            .map(|mut f| {
+                f.properties = fields
+                    .iter()
+                    .map(|i| std::mem::replace(&mut f.properties[*i], chizu_core::Value::Null))
+                    .collect();
+                f
+            });
+        let cancel = std::sync::atomic::AtomicBool::new(false);
+        chizu_io::export::export_file(&spec, &mut features, &out_path, &cancel, &mut |n| {
+            progress.set_position(n)
+        })
+    })
+    .await??;
+    reader.await??;
+    bar.finish_and_clear();
+    println!(
+        "{}: {} features written to {}",
+        layer,
+        written.features,
+        out.display()
+    );
+    Ok(())
+}

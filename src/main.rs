@@ -107,6 +107,33 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Export a layer (all of it, or an area, filtered) for QGIS, CAD or Excel.
+    Export {
+        #[arg(long, env = "CHIZU_STORE", default_value = "chizu.gpkg")]
+        store: PathBuf,
+        #[arg(long)]
+        layer: String,
+        /// gpkg, fgb, geojson, csv or shp (a zip)
+        #[arg(long)]
+        format: String,
+        /// Output CRS, e.g. EPSG:6670 (Kashima's plane rectangular zone II).
+        #[arg(long, default_value = "EPSG:4326")]
+        crs: String,
+        /// minlon,minlat,maxlon,maxlat
+        #[arg(long)]
+        bbox: Option<String>,
+        /// A CQL2-text filter, e.g. "chimoku = '宅地'".
+        #[arg(long)]
+        filter: Option<String>,
+        /// cp932 or utf-8 (shapefile and CSV text)
+        #[arg(long)]
+        encoding: Option<String>,
+        /// Export what these roles see (default: the whole layer).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Generate the samples if missing, ingest them once, and serve on 127.0.0.1:8080.
     Demo {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -226,6 +253,22 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Token { command, store } => admin::token(command, &store).await,
         Command::Audit { store, user, since } => admin::audit(&store, user, since).await,
         Command::Publish { store, roles, out } => admin::publish(&store, roles, &out).await,
+        Command::Export {
+            store,
+            layer,
+            format,
+            crs,
+            bbox,
+            filter,
+            encoding,
+            roles,
+            out,
+        } => {
+            admin::export(
+                &store, &layer, &format, &crs, bbox, filter, encoding, roles, &out,
+            )
+            .await
+        }
         Command::Demo { bind, store } => demo(bind, store).await,
     }
 }

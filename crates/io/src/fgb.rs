@@ -76,13 +76,28 @@ pub fn write<'a>(
     fields: &[FieldDef],
     features: impl IntoIterator<Item = &'a Feature>,
 ) -> Result<(), IoError> {
+    write_iter(path, name, epsg, kind, fields, features.into_iter(), true)
+}
+
+/// Like [`write`], taking features by value or by reference. The writer keeps
+/// features in its own temporary file and only their boxes in memory.
+pub fn write_iter<F: std::borrow::Borrow<Feature>>(
+    path: &Path,
+    name: &str,
+    epsg: u32,
+    kind: GeometryKind,
+    fields: &[FieldDef],
+    features: impl Iterator<Item = F>,
+    spatial_index: bool,
+) -> Result<(), IoError> {
     let geometry_type = match kind {
         GeometryKind::Point => GeometryType::MultiPoint,
         GeometryKind::Line => GeometryType::MultiLineString,
         GeometryKind::Polygon => GeometryType::MultiPolygon,
     };
+    // With the index, features are stored in Hilbert order; without, in the order given.
     let options = FgbWriterOptions {
-        write_index: true,
+        write_index: spatial_index,
         promote_to_multi: true,
         crs: FgbCrs {
             code: epsg as i32,
@@ -102,6 +117,7 @@ pub fn write<'a>(
         fgb.add_column(&field.name, ty, |_, col| col.nullable = true);
     }
     for f in features {
+        let f = f.borrow();
         fgb.add_feature_geom(f.geometry.clone(), |w| {
             for (i, (field, value)) in fields.iter().zip(&f.properties).enumerate() {
                 let v = match value {

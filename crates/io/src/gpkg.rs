@@ -63,6 +63,11 @@ pub fn decode_blob(blob: &[u8]) -> Result<Geometry<f64>, String> {
 
 /// Opens (creating if missing) a GeoPackage for reading and writing.
 pub async fn open_pool(path: &Path, create: bool) -> Result<SqlitePool, IoError> {
+    open_pool_with(path, create, true).await
+}
+
+/// Opens a GeoPackage; `wal: false` keeps it one self-contained file (exports).
+pub async fn open_pool_with(path: &Path, create: bool, wal: bool) -> Result<SqlitePool, IoError> {
     let db = |e: sqlx::Error| IoError::Database {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -71,12 +76,16 @@ pub async fn open_pool(path: &Path, create: bool) -> Result<SqlitePool, IoError>
         .map_err(db)?
         .create_if_missing(create)
         // WAL: readers keep reading the previous version while an ingest writes the next.
-        .journal_mode(SqliteJournalMode::Wal)
+        .journal_mode(if wal {
+            SqliteJournalMode::Wal
+        } else {
+            SqliteJournalMode::Delete
+        })
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(std::time::Duration::from_secs(30))
         .foreign_keys(true);
     let pool = SqlitePoolOptions::new()
-        .max_connections(4)
+        .max_connections(if wal { 4 } else { 1 })
         .connect_with(options)
         .await
         .map_err(db)?;
@@ -207,49 +216,89 @@ pub async fn write_table(
     spec: &TableSpec<'_>,
     features: &[Feature],
 ) -> Result<Bounds, IoError> {
-    let path = Path::new(spec.table);
-    let db = |e| db_error(path, e);
-    ensure_srs(conn, spec.srs_id).await?;
-    drop_table(conn, spec.table).await.map_err(db)?;
-    let t = quote(spec.table);
-    let mut columns = String::new();
-    for f in spec.fields {
-        columns.push_str(&format!(", {} {}", quote(&f.name), sql_type(f.ty)));
-    }
-    sqlx::query(&format!(
-        "CREATE TABLE {t} (fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, geom {}{columns})",
-        spec.kind.ogc_name()
-    ))
-    .execute(&mut *conn)
-    .await
-    .map_err(db)?;
-    let rtree = format!("rtree_{}_geom", spec.table);
-    sqlx::query(&format!(
-        "CREATE VIRTUAL TABLE {} USING rtree(id, minx, maxx, miny, maxy)",
-        quote(&rtree)
-    ))
-    .execute(&mut *conn)
-    .await
-    .map_err(db)?;
-
-    let placeholders = std::iter::repeat_n("?", spec.fields.len() + 2)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let insert = format!(
-        "INSERT INTO {t} (fid, geom{}) VALUES ({placeholders})",
-        spec.fields
-            .iter()
-            .map(|f| format!(", {}", quote(&f.name)))
-            .collect::<String>()
-    );
-    let insert_rtree = format!("INSERT INTO {} VALUES (?, ?, ?, ?, ?)", quote(&rtree));
-    let mut bounds = Bounds::EMPTY;
+    let mut writer = TableWriter::begin(conn, spec).await?;
     for f in features {
+        writer.insert(conn, f).await?;
+    }
+    writer.finish(conn).await
+}
+
+/// Writes one feature table row by row, so that a caller can stream features in.
+pub struct TableWriter {
+    table: String,
+    title: String,
+    description: String,
+    srs_id: u32,
+    kind: GeometryKind,
+    insert: String,
+    insert_rtree: String,
+    bounds: Bounds,
+}
+
+impl TableWriter {
+    /// Registers the srs and creates the (empty) table and its R-tree.
+    pub async fn begin(
+        conn: &mut SqliteConnection,
+        spec: &TableSpec<'_>,
+    ) -> Result<TableWriter, IoError> {
+        let path = Path::new(spec.table);
+        let db = |e| db_error(path, e);
+        ensure_srs(conn, spec.srs_id).await?;
+        drop_table(conn, spec.table).await.map_err(db)?;
+        let t = quote(spec.table);
+        let mut columns = String::new();
+        for f in spec.fields {
+            columns.push_str(&format!(", {} {}", quote(&f.name), sql_type(f.ty)));
+        }
+        sqlx::query(&format!(
+            "CREATE TABLE {t} (fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, geom {}{columns})",
+            spec.kind.ogc_name()
+        ))
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+        let rtree = format!("rtree_{}_geom", spec.table);
+        sqlx::query(&format!(
+            "CREATE VIRTUAL TABLE {} USING rtree(id, minx, maxx, miny, maxy)",
+            quote(&rtree)
+        ))
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+        let placeholders = std::iter::repeat_n("?", spec.fields.len() + 2)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let insert = format!(
+            "INSERT INTO {t} (fid, geom{}) VALUES ({placeholders})",
+            spec.fields
+                .iter()
+                .map(|f| format!(", {}", quote(&f.name)))
+                .collect::<String>()
+        );
+        Ok(TableWriter {
+            table: spec.table.to_string(),
+            title: spec.title.to_string(),
+            description: spec.description.to_string(),
+            srs_id: spec.srs_id,
+            kind: spec.kind,
+            insert,
+            insert_rtree: format!("INSERT INTO {} VALUES (?, ?, ?, ?, ?)", quote(&rtree)),
+            bounds: Bounds::EMPTY,
+        })
+    }
+
+    pub async fn insert(
+        &mut self,
+        conn: &mut SqliteConnection,
+        f: &Feature,
+    ) -> Result<(), IoError> {
+        let path = Path::new(&self.table);
+        let db = |e| db_error(path, e);
         let b = Bounds::of_geometry(&f.geometry);
-        bounds.expand(&b);
-        let mut q = sqlx::query(&insert)
+        self.bounds.expand(&b);
+        let mut q = sqlx::query(&self.insert)
             .bind(f.id as i64)
-            .bind(encode_blob(&f.geometry, spec.srs_id as i32));
+            .bind(encode_blob(&f.geometry, self.srs_id as i32));
         for v in &f.properties {
             q = match v {
                 Value::Null => q.bind(None::<String>),
@@ -261,7 +310,7 @@ pub async fn write_table(
         }
         q.execute(&mut *conn).await.map_err(db)?;
         if !b.is_empty() {
-            sqlx::query(&insert_rtree)
+            sqlx::query(&self.insert_rtree)
                 .bind(f.id as i64)
                 .bind(b.min_x)
                 .bind(b.max_x)
@@ -271,51 +320,60 @@ pub async fn write_table(
                 .await
                 .map_err(db)?;
         }
+        Ok(())
     }
-    let (min_x, min_y, max_x, max_y) = if bounds.is_empty() {
-        (None, None, None, None)
-    } else {
-        (
-            Some(bounds.min_x),
-            Some(bounds.min_y),
-            Some(bounds.max_x),
-            Some(bounds.max_y),
-        )
-    };
-    sqlx::query("INSERT INTO gpkg_contents (table_name, data_type, identifier, description, min_x, min_y, max_x, max_y, srs_id) VALUES (?, 'features', ?, ?, ?, ?, ?, ?, ?)")
-        .bind(spec.table)
-        .bind(spec.title)
-        .bind(spec.description)
-        .bind(min_x)
-        .bind(min_y)
-        .bind(max_x)
-        .bind(max_y)
-        .bind(spec.srs_id as i64)
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
-    sqlx::query("INSERT INTO gpkg_geometry_columns VALUES (?, 'geom', ?, ?, 0, 0)")
-        .bind(spec.table)
-        .bind(spec.kind.ogc_name())
-        .bind(spec.srs_id as i64)
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
-    sqlx::query("INSERT INTO gpkg_extensions VALUES (?, 'geom', 'gpkg_rtree_index', 'http://www.geopackage.org/spec120/#extension_rtree', 'write-only')")
-        .bind(spec.table)
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
-    // The spec's triggers keep the R-tree right when QGIS or GDAL edit the table.
-    // They call GeoPackage SQL functions (ST_MinX, ...) that those tools provide;
-    // chizu itself never edits rows in place, it replaces whole tables.
-    for statement in rtree_triggers(spec.table) {
-        sqlx::query(&statement)
+
+    /// Registers the table in gpkg_contents (with its bounds), its geometry
+    /// column, the R-tree extension and its triggers.
+    pub async fn finish(self, conn: &mut SqliteConnection) -> Result<Bounds, IoError> {
+        let path = Path::new(&self.table);
+        let db = |e| db_error(path, e);
+        let bounds = self.bounds;
+        let (min_x, min_y, max_x, max_y) = if bounds.is_empty() {
+            (None, None, None, None)
+        } else {
+            (
+                Some(bounds.min_x),
+                Some(bounds.min_y),
+                Some(bounds.max_x),
+                Some(bounds.max_y),
+            )
+        };
+        sqlx::query("INSERT INTO gpkg_contents (table_name, data_type, identifier, description, min_x, min_y, max_x, max_y, srs_id) VALUES (?, 'features', ?, ?, ?, ?, ?, ?, ?)")
+            .bind(&self.table)
+            .bind(&self.title)
+            .bind(&self.description)
+            .bind(min_x)
+            .bind(min_y)
+            .bind(max_x)
+            .bind(max_y)
+            .bind(self.srs_id as i64)
             .execute(&mut *conn)
             .await
             .map_err(db)?;
+        sqlx::query("INSERT INTO gpkg_geometry_columns VALUES (?, 'geom', ?, ?, 0, 0)")
+            .bind(&self.table)
+            .bind(self.kind.ogc_name())
+            .bind(self.srs_id as i64)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        sqlx::query("INSERT INTO gpkg_extensions VALUES (?, 'geom', 'gpkg_rtree_index', 'http://www.geopackage.org/spec120/#extension_rtree', 'write-only')")
+            .bind(&self.table)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        // The spec's triggers keep the R-tree right when QGIS or GDAL edit the table.
+        // They call GeoPackage SQL functions (ST_MinX, ...) that those tools provide;
+        // chizu itself never edits rows in place, it replaces whole tables.
+        for statement in rtree_triggers(&self.table) {
+            sqlx::query(&statement)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+        }
+        Ok(bounds)
     }
-    Ok(bounds)
 }
 
 fn rtree_triggers(table: &str) -> Vec<String> {
@@ -366,7 +424,7 @@ pub fn write_file(path: &Path, spec: &TableSpec<'_>, features: &[Feature]) -> Re
 
 /// Runs a future to completion on a private runtime in its own thread, so that
 /// synchronous callers work whether or not they are inside a tokio runtime.
-fn run_async<T: Send, F: std::future::Future<Output = Result<T, IoError>>>(
+pub fn run_async<T: Send, F: std::future::Future<Output = Result<T, IoError>>>(
     make: impl FnOnce() -> F + Send,
 ) -> Result<T, IoError> {
     std::thread::scope(|s| {

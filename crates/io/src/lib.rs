@@ -5,6 +5,7 @@
 //! validates and coerces; the sample generator writes; tests inspect.
 
 pub mod crs;
+pub mod export;
 pub mod fgb;
 pub mod geojson_io;
 pub mod gpkg;

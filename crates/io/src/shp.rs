@@ -262,68 +262,95 @@ pub fn write<'a>(
     features: impl IntoIterator<Item = &'a Feature> + Clone,
 ) -> Result<(), IoError> {
     // encoding_rs would write unmappable characters as HTML entities: refuse them.
+    let mut widths = vec![1usize; fields.len()];
     for f in features.clone() {
-        for (field, value) in fields.iter().zip(&f.properties) {
-            if let Value::Text(s) = value
-                && encoding.encode(s).2
-            {
-                return Err(IoError::field(
-                    path,
-                    f.id as usize,
-                    &field.name,
-                    format!("{s:?} cannot be written in {}", encoding.name()),
-                ));
+        for (i, (field, value)) in fields.iter().zip(&f.properties).enumerate() {
+            if let Value::Text(s) = value {
+                let (bytes, _, unmappable) = encoding.encode(s);
+                if unmappable {
+                    return Err(IoError::field(
+                        path,
+                        f.id as usize,
+                        &field.name,
+                        format!("{s:?} cannot be written in {}", encoding.name()),
+                    ));
+                }
+                widths[i] = widths[i].max(bytes.len());
             }
         }
     }
-    let mut builder =
-        dbase::TableWriterBuilder::with_encoding(dbase::encoding::EncodingRs::from(encoding));
-    for (i, field) in fields.iter().enumerate() {
-        let name = dbase::FieldName::try_from(field.name.as_str())
-            .map_err(|e| IoError::format(path, format!("field `{}`: {e}", field.name)))?;
-        builder = match field.ty {
-            FieldType::Text => {
-                let width = features
-                    .clone()
-                    .into_iter()
-                    .filter_map(|f| f.properties[i].as_text())
-                    .map(|s| encoding.encode(s).0.len())
-                    .max()
-                    .unwrap_or(1)
-                    .clamp(1, 254);
-                builder.add_character_field(name, width as u8)
-            }
-            FieldType::Integer => builder.add_numeric_field(name, 18, 0),
-            FieldType::Float => builder.add_numeric_field(name, 24, 6),
-            FieldType::Boolean => builder.add_logical_field(name),
-            FieldType::Date => builder.add_date_field(name),
-        };
-    }
-    let shp_file = std::fs::File::create(path).map_err(|e| IoError::open(path, e))?;
-    let shx_path = path.with_extension("shx");
-    let shx_file = std::fs::File::create(&shx_path).map_err(|e| IoError::open(&shx_path, e))?;
-    let dbf_path = path.with_extension("dbf");
-    let dbf_file = std::fs::File::create(&dbf_path).map_err(|e| IoError::open(&dbf_path, e))?;
-    let shapes = shapefile::ShapeWriter::with_shx(
-        std::io::BufWriter::new(shp_file),
-        std::io::BufWriter::new(shx_file),
-    );
-    let mut writer = shapefile::Writer::new(
-        shapes,
-        builder.build_with_dest(std::io::BufWriter::new(dbf_file)),
-    );
+    let mut writer = ShapefileWriter::create(path, epsg, encoding, fields, &widths)?;
     for f in features {
+        writer.write(f)?;
+    }
+    writer.finish()
+}
+
+/// Writes a shapefile feature by feature; text columns have the given widths (bytes).
+pub struct ShapefileWriter {
+    path: std::path::PathBuf,
+    epsg: u32,
+    encoding: &'static encoding_rs::Encoding,
+    fields: Vec<FieldDef>,
+    writer: shapefile::Writer<std::io::BufWriter<std::fs::File>>,
+}
+
+impl ShapefileWriter {
+    pub fn create(
+        path: &Path,
+        epsg: u32,
+        encoding: &'static encoding_rs::Encoding,
+        fields: &[FieldDef],
+        widths: &[usize],
+    ) -> Result<ShapefileWriter, IoError> {
+        let mut builder =
+            dbase::TableWriterBuilder::with_encoding(dbase::encoding::EncodingRs::from(encoding));
+        for (i, field) in fields.iter().enumerate() {
+            let name = dbase::FieldName::try_from(field.name.as_str())
+                .map_err(|e| IoError::format(path, format!("field `{}`: {e}", field.name)))?;
+            builder = match field.ty {
+                FieldType::Text => builder.add_character_field(name, widths[i].clamp(1, 254) as u8),
+                FieldType::Integer => builder.add_numeric_field(name, 18, 0),
+                FieldType::Float => builder.add_numeric_field(name, 24, 6),
+                FieldType::Boolean => builder.add_logical_field(name),
+                FieldType::Date => builder.add_date_field(name),
+            };
+        }
+        let shp_file = std::fs::File::create(path).map_err(|e| IoError::open(path, e))?;
+        let shx_path = path.with_extension("shx");
+        let shx_file = std::fs::File::create(&shx_path).map_err(|e| IoError::open(&shx_path, e))?;
+        let dbf_path = path.with_extension("dbf");
+        let dbf_file = std::fs::File::create(&dbf_path).map_err(|e| IoError::open(&dbf_path, e))?;
+        let shapes = shapefile::ShapeWriter::with_shx(
+            std::io::BufWriter::new(shp_file),
+            std::io::BufWriter::new(shx_file),
+        );
+        let writer = shapefile::Writer::new(
+            shapes,
+            builder.build_with_dest(std::io::BufWriter::new(dbf_file)),
+        );
+        Ok(ShapefileWriter {
+            path: path.to_path_buf(),
+            epsg,
+            encoding,
+            fields: fields.to_vec(),
+            writer,
+        })
+    }
+
+    pub fn write(&mut self, f: &Feature) -> Result<(), IoError> {
+        let path = self.path.as_path();
         let shape = shapefile::Shape::try_from(f.geometry.clone())
             .map_err(|e| IoError::feature(path, f.id as usize, format!("geometry: {e}")))?;
         let row = Row {
-            fields,
+            fields: &self.fields,
             values: &f.properties,
         };
         let result = match shape {
-            shapefile::Shape::Polygon(p) => writer.write_shape_and_record(&p, &row),
-            shapefile::Shape::Polyline(p) => writer.write_shape_and_record(&p, &row),
-            shapefile::Shape::Point(p) => writer.write_shape_and_record(&p, &row),
-            shapefile::Shape::Multipoint(p) => writer.write_shape_and_record(&p, &row),
+            shapefile::Shape::Polygon(p) => self.writer.write_shape_and_record(&p, &row),
+            shapefile::Shape::Polyline(p) => self.writer.write_shape_and_record(&p, &row),
+            shapefile::Shape::Point(p) => self.writer.write_shape_and_record(&p, &row),
+            shapefile::Shape::Multipoint(p) => self.writer.write_shape_and_record(&p, &row),
             other => {
                 return Err(IoError::feature(
                     path,
@@ -332,17 +359,28 @@ pub fn write<'a>(
                 ));
             }
         };
-        result.map_err(|e| IoError::feature(path, f.id as usize, e))?;
+        result.map_err(|e| IoError::feature(path, f.id as usize, e))
     }
-    drop(writer);
-    let prj = path.with_extension("prj");
-    let wkt = crate::crs::esri_wkt(epsg)?;
-    std::fs::write(&prj, wkt).map_err(|e| IoError::open(&prj, e))?;
-    let cpg = path.with_extension("cpg");
-    let label = if encoding == encoding_rs::SHIFT_JIS {
-        "CP932"
-    } else {
-        "UTF-8"
-    };
-    std::fs::write(&cpg, label).map_err(|e| IoError::open(&cpg, e))
+
+    /// Flushes the files and writes `.prj` (ESRI WKT) and `.cpg`.
+    pub fn finish(self) -> Result<(), IoError> {
+        let ShapefileWriter {
+            path,
+            epsg,
+            encoding,
+            writer,
+            ..
+        } = self;
+        drop(writer);
+        let prj = path.with_extension("prj");
+        let wkt = crate::crs::esri_wkt(epsg)?;
+        std::fs::write(&prj, wkt).map_err(|e| IoError::open(&prj, e))?;
+        let cpg = path.with_extension("cpg");
+        let label = if encoding == encoding_rs::SHIFT_JIS {
+            "CP932"
+        } else {
+            "UTF-8"
+        };
+        std::fs::write(&cpg, label).map_err(|e| IoError::open(&cpg, e))
+    }
 }

@@ -9,6 +9,7 @@ mod auth;
 mod caller;
 pub mod crs;
 mod error;
+mod export;
 mod lookup;
 mod ogc;
 mod openapi;

@@ -534,16 +534,77 @@ pub async fn items(
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let (index, view) = find(&state, &ctx, &id)?;
-    if let Some(f) = params
+    let format = params
         .iter()
         .find(|(k, _)| k == "f")
         .map(|(_, v)| v.as_str())
-        .filter(|f| !matches!(*f, "json" | "geojson"))
-    {
-        return Err(ApiError::bad_request(format!(
-            "format `{}` is not offered here (json)",
-            f.chars().take(20).collect::<String>()
-        )));
+        .unwrap_or("json");
+    let export = match format {
+        "json" => None,
+        f => Some(chizu_io::export::ExportFormat::parse(f).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "format `{}` is not offered (json; exports: gpkg, fgb, geojson, csv, shp)",
+                f.chars().take(20).collect::<String>()
+            ))
+        })?),
+    };
+    if let Some(format) = export {
+        let plan = plan(&index, &view, &params)?;
+        let (crs, properties) = (plan.crs, plan.properties.clone());
+        let has = |k: &str| params.iter().any(|(n, _)| n == k);
+        let (index2, view2) = (index.clone(), view.clone());
+        let (limit, offset) = (
+            has("limit").then_some(plan.limit),
+            if has("offset") { plan.offset } else { 0 },
+        );
+        let selected = tokio::task::spawn_blocking(move || {
+            let positions: std::collections::HashMap<u64, usize> = index2
+                .features
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (f.id, i))
+                .collect();
+            matches(&index2, &view2, &plan)
+                .into_iter()
+                .skip(offset)
+                .take(limit.unwrap_or(usize::MAX))
+                .filter_map(|f| positions.get(&f.id).copied())
+                .collect::<Vec<usize>>()
+        })
+        .await
+        .map_err(|e| ApiError::internal("export", e))?;
+        let area = ["bbox", "filter"]
+            .iter()
+            .filter_map(|k| {
+                params
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(n, v)| format!("{n}={}", v.chars().take(200).collect::<String>()))
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        return crate::export::respond(
+            &state,
+            &ctx,
+            crate::export::ExportRequest {
+                index: index.clone(),
+                view: view.clone(),
+                format,
+                crs,
+                encoding: params
+                    .iter()
+                    .find(|(k, _)| k == "encoding")
+                    .map(|(_, v)| v.clone()),
+                selected,
+                properties,
+                area: if area.is_empty() {
+                    "whole layer".into()
+                } else {
+                    area
+                },
+            },
+        )
+        .await;
     }
     let plan = plan(&index, &view, &params)?;
     let crs = plan.crs;

@@ -237,6 +237,72 @@ impl Store for GpkgStore {
 }
 
 impl GpkgStore {
+    /// Sends every feature of a layer's current version into `sink`, reading rows
+    /// as they come (memory does not grow with the layer). Stops early, without
+    /// error, when the receiver is dropped.
+    pub async fn stream_features(
+        &self,
+        id: &str,
+        sink: tokio::sync::mpsc::Sender<Feature>,
+    ) -> Result<StoredLayer, StoreError> {
+        use futures::TryStreamExt;
+        let meta = self.layer_row(id).await?;
+        let columns: String = meta
+            .config
+            .fields
+            .iter()
+            .map(|f| format!(", {}", quote(&f.name)))
+            .collect();
+        let sql = format!("SELECT fid, geom{columns} FROM {} ORDER BY fid", quote(id));
+        let mut rows = sqlx::query(&sql).fetch(&self.pool);
+        while let Some(row) = rows.try_next().await.map_err(|e| self.db(e))? {
+            let feature = self.decode_row(id, &meta, &row)?;
+            if sink.send(feature).await.is_err() {
+                break;
+            }
+        }
+        Ok(meta)
+    }
+
+    fn decode_row(
+        &self,
+        id: &str,
+        meta: &StoredLayer,
+        row: &sqlx::sqlite::SqliteRow,
+    ) -> Result<Feature, StoreError> {
+        let corrupt = |message: String| StoreError::Corrupt {
+            layer: id.to_string(),
+            message,
+        };
+        let fid: i64 = row.try_get(0).map_err(|e| self.db(e))?;
+        let blob: Vec<u8> = row.try_get(1).map_err(|e| self.db(e))?;
+        let geometry =
+            gpkg::decode_blob(&blob).map_err(|e| corrupt(format!("feature {fid}: {e}")))?;
+        let mut properties = Vec::with_capacity(meta.config.fields.len());
+        for (i, field) in meta.config.fields.iter().enumerate() {
+            let c = i + 2;
+            let v = match field.ty {
+                FieldType::Text | FieldType::Date => row
+                    .try_get::<Option<String>, _>(c)
+                    .map(|v| v.map(Value::Text)),
+                FieldType::Integer => row.try_get::<Option<i64>, _>(c).map(|v| v.map(Value::Int)),
+                FieldType::Float => row
+                    .try_get::<Option<f64>, _>(c)
+                    .map(|v| v.map(Value::Float)),
+                FieldType::Boolean => row
+                    .try_get::<Option<bool>, _>(c)
+                    .map(|v| v.map(Value::Bool)),
+            }
+            .map_err(|e| corrupt(format!("feature {fid} field `{}`: {e}", field.name)))?;
+            properties.push(v.unwrap_or(Value::Null));
+        }
+        Ok(Feature {
+            id: fid as u64,
+            geometry,
+            properties,
+        })
+    }
+
     async fn write_version(
         &self,
         conn: &mut sqlx::SqliteConnection,

@@ -1,0 +1,229 @@
+//! Export: the items endpoint in another format (`f=gpkg|fgb|geojson|csv|shp`),
+//! streamed, through the caller's view. A caller that may read a layer but not
+//! export it gets 403 (the layer's existence is no secret to it); a layer it
+//! may not read is a 404, as everywhere.
+
+use crate::caller::Ctx;
+use crate::crs::Crs;
+use crate::{ApiError, AppState};
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use chizu_access::{AuditEvent, LayerView};
+use chizu_core::Feature;
+use chizu_io::export::{ExportFormat, ExportSpec, TextEncoding};
+use chizu_store::LayerIndex;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+/// A `Write` that sends 64 KiB chunks to the response body. When the client
+/// goes away the receiver is dropped, the send fails, and the export stops.
+struct ChannelWriter {
+    buffer: Vec<u8>,
+    sender: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(data);
+        if self.buffer.len() >= 1 << 16 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buffer));
+        self.sender.blocking_send(Ok(chunk)).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+        })
+    }
+}
+
+fn today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let z = secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    format!("{:04}{m:02}{d:02}", yoe + era * 400 + (m <= 2) as i64)
+}
+
+pub struct ExportRequest {
+    pub index: Arc<LayerIndex>,
+    pub view: LayerView,
+    pub format: ExportFormat,
+    pub crs: Crs,
+    pub encoding: Option<String>,
+    /// The features to write, in order (already filtered), as indices into the layer.
+    pub selected: Vec<usize>,
+    pub properties: Vec<usize>,
+    pub area: String,
+}
+
+pub async fn respond(
+    state: &AppState,
+    ctx: &Ctx,
+    req: ExportRequest,
+) -> Result<Response, ApiError> {
+    let c = req.index.meta.config.clone();
+    if !req.view.can_export {
+        return Err(ApiError {
+            status: StatusCode::FORBIDDEN,
+            title: "Forbidden",
+            detail: format!("your roles may read `{}` but not export it", c.id),
+        });
+    }
+    let epsg = req.crs.epsg.unwrap_or(4326);
+    let encoding = match (req.format, req.encoding.as_deref()) {
+        (_, Some(e)) => TextEncoding::parse(e)
+            .ok_or_else(|| ApiError::bad_request("encoding is cp932 or utf-8"))?,
+        // Japanese CAD and GIS tools expect Shift_JIS in a DBF; Excel reads UTF-8 CSV with a BOM.
+        (ExportFormat::Shp, None) => TextEncoding::Cp932,
+        _ => TextEncoding::Utf8,
+    };
+    let spec = ExportSpec {
+        layer: c.id.clone(),
+        title: c.title.ja.clone(),
+        kind: c.geometry,
+        fields: req
+            .properties
+            .iter()
+            .map(|i| c.fields[*i].clone())
+            .collect(),
+        epsg,
+        format: req.format,
+        encoding,
+    };
+    let crs_label = if epsg == 4326 {
+        "WGS84".to_string()
+    } else {
+        format!("EPSG{epsg}")
+    };
+    let filename = format!(
+        "{}_{}_{crs_label}.{}",
+        c.id,
+        today(),
+        req.format.extension()
+    );
+    if let Some(user) = &ctx.caller.user {
+        let personal: Vec<&str> = req
+            .view
+            .personal
+            .iter()
+            .filter(|i| req.properties.contains(i))
+            .map(|i| c.fields[*i].name.as_str())
+            .collect();
+        if !personal.is_empty() && !req.selected.is_empty() {
+            state.audit.record(AuditEvent {
+                at: 0,
+                user: user.clone(),
+                layer: c.id.clone(),
+                via: "export".into(),
+                area: req.area.clone(),
+                features: req.selected.len() as u64,
+                fields: personal.join(","),
+            });
+        }
+    }
+    let index = req.index.clone();
+    let selected = req.selected;
+    let props = req.properties.clone();
+    let features = move || {
+        let index = index.clone();
+        let props = props.clone();
+        selected.into_iter().map(move |i| {
+            let f = &index.features[i];
+            Feature {
+                id: f.id,
+                geometry: f.lonlat.clone(),
+                properties: props.iter().map(|p| f.properties[*p].clone()).collect(),
+            }
+        })
+    };
+    let body = if req.format.streams() {
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+        tokio::task::spawn_blocking(move || {
+            let mut out = ChannelWriter {
+                buffer: Vec::with_capacity(1 << 16),
+                sender: sender.clone(),
+            };
+            let cancel = AtomicBool::new(false);
+            let mut iter = features();
+            if let Err(e) =
+                chizu_io::export::export_stream(&spec, &mut iter, &mut out, &cancel, &mut |_| {})
+            {
+                // Mid-stream the status is sent already: end the body with an error
+                // so the client sees a truncated transfer, not a complete file.
+                tracing::warn!("export of {} stopped: {e}", spec.layer);
+                let _ = sender.blocking_send(Err(std::io::Error::other("export failed")));
+            }
+        });
+        Body::from_stream(futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)))
+    } else {
+        let dir = tempfile::tempdir().map_err(|e| ApiError::internal("export temp dir", e))?;
+        let path = dir.path().join(&filename);
+        let path2 = path.clone();
+        tokio::task::spawn_blocking(move || {
+            let cancel = AtomicBool::new(false);
+            let mut iter = features();
+            chizu_io::export::export_file(&spec, &mut iter, &path2, &cancel, &mut |_| {})
+        })
+        .await
+        .map_err(|e| ApiError::internal("export", e))?
+        .map_err(|e| match e {
+            e @ chizu_io::IoError::Field { .. } => ApiError::bad_request(e.to_string()),
+            e => ApiError::internal("export", e),
+        })?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| ApiError::internal("export file", e))?;
+        // The open file outlives its directory (unlinked at drop) while streaming.
+        drop(dir);
+        let mut file = file;
+        let stream = futures::stream::poll_fn(move |cx| {
+            use tokio::io::AsyncRead;
+            let mut buf = vec![0u8; 1 << 16];
+            let mut read_buf = tokio::io::ReadBuf::new(&mut buf);
+            match std::pin::Pin::new(&mut file).poll_read(cx, &mut read_buf) {
+                std::task::Poll::Ready(Ok(())) => {
+                    let n = read_buf.filled().len();
+                    if n == 0 {
+                        std::task::Poll::Ready(None)
+                    } else {
+                        buf.truncate(n);
+                        std::task::Poll::Ready(Some(Ok::<Bytes, std::io::Error>(Bytes::from(buf))))
+                    }
+                }
+                std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Some(Err(e))),
+                std::task::Poll::Pending => std::task::Poll::Pending,
+            }
+        });
+        Body::from_stream(stream)
+    };
+    let mut response = (StatusCode::OK, body).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(req.format.media_type()),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(&format!("<{}>", req.crs.uri())) {
+        h.insert("content-crs", v);
+    }
+    Ok(response)
+}
