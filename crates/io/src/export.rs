@@ -200,8 +200,23 @@ pub fn export_stream(
     Ok(stats)
 }
 
-/// Exports to a file at `path` (every format; Shapefile as a zip).
+/// Exports to a file at `path` (every format; Shapefile as a zip). On error no
+/// file is left behind: a half-written export must not pass for a whole one.
 pub fn export_file(
+    spec: &ExportSpec,
+    features: &mut (dyn Iterator<Item = Feature> + Send),
+    path: &Path,
+    cancel: &AtomicBool,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> Result<ExportStats, IoError> {
+    let result = write_file(spec, features, path, cancel, progress);
+    if result.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
+fn write_file(
     spec: &ExportSpec,
     features: &mut (dyn Iterator<Item = Feature> + Send),
     path: &Path,
@@ -252,39 +267,61 @@ pub fn export_file(
         }
         ExportFormat::Gpkg => {
             let _ = std::fs::remove_file(path);
+            let reproject = reproject()?;
+            // SQLite (through sqlx) runs on a runtime of its own in another thread;
+            // features reach it through a bounded channel, so that the input
+            // iterator (which may block on its own source) stays in this thread.
+            let (sender, receiver) = std::sync::mpsc::sync_channel::<Feature>(1024);
             let spec2 = spec.clone();
-            crate::gpkg::run_async(move || async move {
-                use sqlx::Connection;
-                let reproject = Reprojector::new(4326, spec2.epsg)?;
-                let pool = crate::gpkg::open_pool_with(path, true, false).await?;
-                let db = |e| IoError::Database {
-                    path: path.to_path_buf(),
-                    message: format!("{e}"),
-                };
-                let mut conn = pool.acquire().await.map_err(db)?;
-                let mut tx = conn.begin().await.map_err(db)?;
-                let table = crate::gpkg::TableSpec {
-                    table: &spec2.layer,
-                    title: &spec2.title,
-                    description: "",
-                    srs_id: spec2.epsg,
-                    kind: spec2.kind,
-                    fields: &spec2.fields,
-                };
-                let mut writer = crate::gpkg::TableWriter::begin(&mut tx, &table).await?;
+            std::thread::scope(|scope| {
+                let writer = scope.spawn(move || {
+                    crate::gpkg::run_async(move || async move {
+                        use sqlx::Connection;
+                        let pool = crate::gpkg::open_pool_with(path, true, false).await?;
+                        let db = |e| IoError::Database {
+                            path: path.to_path_buf(),
+                            message: format!("{e}"),
+                        };
+                        let mut conn = pool.acquire().await.map_err(db)?;
+                        let mut tx = conn.begin().await.map_err(db)?;
+                        let table = crate::gpkg::TableSpec {
+                            table: &spec2.layer,
+                            title: &spec2.title,
+                            description: "",
+                            srs_id: spec2.epsg,
+                            kind: spec2.kind,
+                            fields: &spec2.fields,
+                        };
+                        let mut writer = crate::gpkg::TableWriter::begin(&mut tx, &table).await?;
+                        while let Ok(f) = receiver.recv() {
+                            writer.insert(&mut tx, &f).await?;
+                        }
+                        writer.finish(&mut tx).await?;
+                        tx.commit().await.map_err(db)?;
+                        drop(conn);
+                        pool.close().await;
+                        Ok(())
+                    })
+                });
                 let mut stats = ExportStats::default();
+                let mut result = Ok(());
                 for mut f in features {
-                    check(cancel)?;
-                    reproject.geometry(&mut f.geometry)?;
-                    writer.insert(&mut tx, &f).await?;
+                    if let Err(e) = check(cancel).and_then(|_| reproject.geometry(&mut f.geometry))
+                    {
+                        result = Err(e);
+                        break;
+                    }
+                    if sender.send(f).is_err() {
+                        break; // the writer stopped: its error is below
+                    }
                     stats.features += 1;
                     tick(&stats, progress);
                 }
-                writer.finish(&mut tx).await?;
-                tx.commit().await.map_err(db)?;
-                drop(conn);
-                pool.close().await;
-                Ok(stats)
+                drop(sender);
+                let written = writer
+                    .join()
+                    .unwrap_or_else(|_| Err(IoError::format(path, "the GeoPackage writer failed")));
+                result.and(written).map(|_| stats)
             })
         }
         ExportFormat::Shp => shapefile_zip(spec, features, path, cancel, progress),

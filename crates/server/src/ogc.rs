@@ -235,6 +235,7 @@ struct Plan {
 
 const RESERVED: &[&str] = &[
     "f",
+    "encoding",
     "bbox",
     "bbox-crs",
     "limit",
