@@ -319,22 +319,6 @@ fn iso_time(t: i64) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_and_spans() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2026, 11, 25), 20_782);
-        assert_eq!(civil_from_days(20_782), (2026, 11, 25));
-        assert_eq!(iso_time(86_400 + 3661), "1970-01-02T01:01:01Z");
-        assert_eq!(parse_span("90d").unwrap(), Duration::from_secs(90 * 86_400));
-        assert!(parse_span("90x").is_err());
-        assert!(parse_since("2026-13-01").is_err());
-    }
-}
-
 /// `chizu export`: the same export code as the HTTP API, streaming from the
 /// store without a server.
 #[allow(clippy::too_many_arguments)]
@@ -479,4 +463,20 @@ pub async fn export(
         out.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_spans() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2026, 11, 25), 20_782);
+        assert_eq!(civil_from_days(20_782), (2026, 11, 25));
+        assert_eq!(iso_time(86_400 + 3661), "1970-01-02T01:01:01Z");
+        assert_eq!(parse_span("90d").unwrap(), Duration::from_secs(90 * 86_400));
+        assert!(parse_span("90x").is_err());
+        assert!(parse_since("2026-13-01").is_err());
+    }
 }

@@ -115,7 +115,7 @@ pub fn export_stream(
         path: name.to_path_buf(),
         source: e,
     };
-    let reproject = Reprojector::new(4326, spec.epsg).map_err(|e| e)?;
+    let reproject = Reprojector::new(4326, spec.epsg)?;
     let mut stats = ExportStats::default();
     match spec.format {
         ExportFormat::Geojson => {
@@ -174,14 +174,13 @@ pub fn export_stream(
                 check(cancel)?;
                 reproject.geometry(&mut f.geometry)?;
                 let mut line = csv_quote(&chizu_core::cql2::wkt::to_wkt(&f.geometry));
-                for (field, v) in spec.fields.iter().zip(&f.properties) {
+                for v in &f.properties {
                     line.push(',');
                     match v {
                         Value::Null => {}
                         Value::Text(s) => line.push_str(&csv_quote(s)),
                         other => line.push_str(&other.to_json().to_string()),
                     }
-                    let _ = field;
                 }
                 line.push_str("\r\n");
                 out.write_all(&encode(&line, "", f.id)?).map_err(io)?;
@@ -339,7 +338,7 @@ fn check(cancel: &AtomicBool) -> Result<(), IoError> {
 }
 
 fn tick(stats: &ExportStats, progress: &mut dyn FnMut(u64)) {
-    if stats.features % 1000 == 0 {
+    if stats.features.is_multiple_of(1000) {
         progress(stats.features);
     }
 }

@@ -230,10 +230,16 @@ pub struct TableWriter {
     description: String,
     srs_id: u32,
     kind: GeometryKind,
-    insert: String,
-    insert_rtree: String,
+    columns: String,
+    params_per_row: usize,
+    rtree: String,
+    pending: Vec<Feature>,
     bounds: Bounds,
 }
+
+/// Rows per INSERT: each statement is a round trip to SQLite's worker thread,
+/// so rows travel in batches (well under SQLite's 32,766 bound parameters).
+const BATCH_ROWS: usize = 256;
 
 impl TableWriter {
     /// Registers the srs and creates the (empty) table and its R-tree.
@@ -265,11 +271,8 @@ impl TableWriter {
         .execute(&mut *conn)
         .await
         .map_err(db)?;
-        let placeholders = std::iter::repeat_n("?", spec.fields.len() + 2)
-            .collect::<Vec<_>>()
-            .join(", ");
-        let insert = format!(
-            "INSERT INTO {t} (fid, geom{}) VALUES ({placeholders})",
+        let columns = format!(
+            "{t} (fid, geom{})",
             spec.fields
                 .iter()
                 .map(|f| format!(", {}", quote(&f.name)))
@@ -281,8 +284,10 @@ impl TableWriter {
             description: spec.description.to_string(),
             srs_id: spec.srs_id,
             kind: spec.kind,
-            insert,
-            insert_rtree: format!("INSERT INTO {} VALUES (?, ?, ?, ?, ?)", quote(&rtree)),
+            columns,
+            params_per_row: spec.fields.len() + 2,
+            rtree: quote(&rtree),
+            pending: Vec::with_capacity(BATCH_ROWS),
             bounds: Bounds::EMPTY,
         })
     }
@@ -292,40 +297,76 @@ impl TableWriter {
         conn: &mut SqliteConnection,
         f: &Feature,
     ) -> Result<(), IoError> {
+        self.pending.push(f.clone());
+        if self.pending.len() >= BATCH_ROWS {
+            self.flush(conn).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self, conn: &mut SqliteConnection) -> Result<(), IoError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
         let path = Path::new(&self.table);
         let db = |e| db_error(path, e);
-        let b = Bounds::of_geometry(&f.geometry);
-        self.bounds.expand(&b);
-        let mut q = sqlx::query(&self.insert)
-            .bind(f.id as i64)
-            .bind(encode_blob(&f.geometry, self.srs_id as i32));
-        for v in &f.properties {
-            q = match v {
-                Value::Null => q.bind(None::<String>),
-                Value::Bool(b) => q.bind(*b),
-                Value::Int(i) => q.bind(*i),
-                Value::Float(x) => q.bind(*x),
-                Value::Text(s) => q.bind(s.as_str()),
-            };
+        let rows = std::mem::take(&mut self.pending);
+        let row = format!("({})", vec!["?"; self.params_per_row].join(", "));
+        let sql = format!(
+            "INSERT INTO {} VALUES {}",
+            self.columns,
+            vec![row; rows.len()].join(", ")
+        );
+        let blobs: Vec<Vec<u8>> = rows
+            .iter()
+            .map(|f| encode_blob(&f.geometry, self.srs_id as i32))
+            .collect();
+        let mut q = sqlx::query(&sql);
+        for (f, blob) in rows.iter().zip(&blobs) {
+            q = q.bind(f.id as i64).bind(blob.as_slice());
+            for v in &f.properties {
+                q = match v {
+                    Value::Null => q.bind(None::<String>),
+                    Value::Bool(b) => q.bind(*b),
+                    Value::Int(i) => q.bind(*i),
+                    Value::Float(x) => q.bind(*x),
+                    Value::Text(s) => q.bind(s.as_str()),
+                };
+            }
         }
         q.execute(&mut *conn).await.map_err(db)?;
-        if !b.is_empty() {
-            sqlx::query(&self.insert_rtree)
-                .bind(f.id as i64)
-                .bind(b.min_x)
-                .bind(b.max_x)
-                .bind(b.min_y)
-                .bind(b.max_y)
-                .execute(&mut *conn)
-                .await
-                .map_err(db)?;
+        let boxes: Vec<(i64, Bounds)> = rows
+            .iter()
+            .map(|f| (f.id as i64, Bounds::of_geometry(&f.geometry)))
+            .filter(|(_, b)| !b.is_empty())
+            .collect();
+        for (_, b) in &boxes {
+            self.bounds.expand(b);
+        }
+        if !boxes.is_empty() {
+            let sql = format!(
+                "INSERT INTO {} VALUES {}",
+                self.rtree,
+                vec!["(?, ?, ?, ?, ?)"; boxes.len()].join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for (id, b) in &boxes {
+                q = q
+                    .bind(*id)
+                    .bind(b.min_x)
+                    .bind(b.max_x)
+                    .bind(b.min_y)
+                    .bind(b.max_y);
+            }
+            q.execute(&mut *conn).await.map_err(db)?;
         }
         Ok(())
     }
 
     /// Registers the table in gpkg_contents (with its bounds), its geometry
     /// column, the R-tree extension and its triggers.
-    pub async fn finish(self, conn: &mut SqliteConnection) -> Result<Bounds, IoError> {
+    pub async fn finish(mut self, conn: &mut SqliteConnection) -> Result<Bounds, IoError> {
+        self.flush(conn).await?;
         let path = Path::new(&self.table);
         let db = |e| db_error(path, e);
         let bounds = self.bounds;
