@@ -404,3 +404,36 @@ fn exports_follow_the_view() {
     assert!(!o.status.success());
     assert!(text(&o).contains("not export"));
 }
+
+#[test]
+fn a_client_that_disconnects_stops_the_export() {
+    use std::io::{Read, Write};
+    let city = City::new();
+    assert!(city.ingest(&["--layer", "parcels"]).status.success());
+    let planner = city.user_with_token("tanaka", &["staff", "planning"]);
+    let log = city.path().join("server.log");
+    let server = Server::start_with_log(&city.store(), Some(&log));
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut socket = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        socket,
+        "GET /ogc/collections/parcels/items?f=geojson&crs=EPSG:6670 HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {planner}\r\n\r\n"
+    )
+    .unwrap();
+    let mut first = [0u8; 4096];
+    let n = socket.read(&mut first).unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    drop(socket);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("export of parcels stopped") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the export ran on after the client left: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -132,6 +132,15 @@ pub struct Server {
 
 impl Server {
     pub fn start(store: &Path) -> Server {
+        Server::start_with_log(store, None)
+    }
+
+    /// Like [`start`](Self::start), with the server's log written to `log`.
+    pub fn start_with_log(store: &Path, log: Option<&Path>) -> Server {
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+            None => Stdio::inherit(),
+        };
         let mut child = Command::new(chizu_bin())
             .args([
                 "serve",
@@ -142,7 +151,7 @@ impl Server {
             ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("server starts");
         let stdout = child.stdout.take().unwrap();

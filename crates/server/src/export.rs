@@ -44,6 +44,24 @@ impl Write for ChannelWriter {
     }
 }
 
+/// Raises the cancel flag when dropped: the request future is dropped when the
+/// client goes away, and the export thread then stops at its next feature.
+struct CancelOnDrop(Option<Arc<AtomicBool>>);
+
+impl CancelOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(flag) = &self.0 {
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 fn today() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -175,17 +193,21 @@ pub async fn respond(
         let dir = tempfile::tempdir().map_err(|e| ApiError::internal("export temp dir", e))?;
         let path = dir.path().join(&filename);
         let path2 = path.clone();
-        tokio::task::spawn_blocking(move || {
-            let cancel = AtomicBool::new(false);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let guard = CancelOnDrop(Some(cancel.clone()));
+        let written = tokio::task::spawn_blocking(move || {
             let mut iter = features();
             chizu_io::export::export_file(&spec, &mut iter, &path2, &cancel, &mut |_| {})
         })
-        .await
-        .map_err(|e| ApiError::internal("export", e))?
-        .map_err(|e| match e {
-            e @ chizu_io::IoError::Field { .. } => ApiError::bad_request(e.to_string()),
-            e => ApiError::internal("export", e),
-        })?;
+        .await;
+        // Finished: nothing left to cancel.
+        guard.disarm();
+        written
+            .map_err(|e| ApiError::internal("export", e))?
+            .map_err(|e| match e {
+                e @ chizu_io::IoError::Field { .. } => ApiError::bad_request(e.to_string()),
+                e => ApiError::internal("export", e),
+            })?;
         let file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| ApiError::internal("export file", e))?;
