@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result, bail};
 use chizu_access::{AuditLog, AuthDb, Caller, View};
+use chizu_core::time::{days_from_civil, iso_date, iso_datetime as iso_time, unix_now};
 use chizu_io::IngestReport;
 use chizu_store::{GpkgStore, Store};
 use clap::Subcommand;
@@ -244,13 +245,6 @@ pub async fn publish(store: &Path, roles: Vec<String>, out: &Path) -> Result<()>
     Ok(())
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// `90d`, `12h`, `30m`, `45s`.
 pub fn parse_span(s: &str) -> Result<Duration> {
     let (number, unit) = s.split_at(s.len().saturating_sub(1));
@@ -278,45 +272,6 @@ fn parse_since(s: &str) -> Result<i64> {
         }
         _ => bail!("--since takes YYYY-MM-DD or a span like 7d"),
     }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + (m <= 2) as i64, m, d)
-}
-
-fn iso_date(t: i64) -> String {
-    let (y, m, d) = civil_from_days(t.div_euclid(86_400));
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-fn iso_time(t: i64) -> String {
-    let s = t.rem_euclid(86_400);
-    format!(
-        "{}T{:02}:{:02}:{:02}Z",
-        iso_date(t),
-        s / 3600,
-        s % 3600 / 60,
-        s % 60
-    )
 }
 
 /// `chizu export`: the same export code as the HTTP API, streaming from the
@@ -471,10 +426,6 @@ mod tests {
 
     #[test]
     fn dates_and_spans() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2026, 11, 25), 20_782);
-        assert_eq!(civil_from_days(20_782), (2026, 11, 25));
-        assert_eq!(iso_time(86_400 + 3661), "1970-01-02T01:01:01Z");
         assert_eq!(parse_span("90d").unwrap(), Duration::from_secs(90 * 86_400));
         assert!(parse_span("90x").is_err());
         assert!(parse_since("2026-13-01").is_err());

@@ -7,6 +7,7 @@ pub mod config;
 pub mod cql2;
 pub mod feature;
 pub mod tile;
+pub mod time;
 pub mod value;
 
 pub use config::{

@@ -164,42 +164,10 @@ impl Store for GpkgStore {
         .await
         .map_err(|e| self.db(e))?;
         tx.commit().await.map_err(|e| self.db(e))?;
-        let corrupt = |message: String| StoreError::Corrupt {
-            layer: id.to_string(),
-            message,
-        };
-        let mut features = Vec::with_capacity(rows.len());
-        for row in rows {
-            let fid: i64 = row.try_get(0).map_err(|e| self.db(e))?;
-            let blob: Vec<u8> = row.try_get(1).map_err(|e| self.db(e))?;
-            let geometry =
-                gpkg::decode_blob(&blob).map_err(|e| corrupt(format!("feature {fid}: {e}")))?;
-            let mut properties = Vec::with_capacity(meta.config.fields.len());
-            for (i, field) in meta.config.fields.iter().enumerate() {
-                let c = i + 2;
-                let v = match field.ty {
-                    FieldType::Text | FieldType::Date => row
-                        .try_get::<Option<String>, _>(c)
-                        .map(|v| v.map(Value::Text)),
-                    FieldType::Integer => {
-                        row.try_get::<Option<i64>, _>(c).map(|v| v.map(Value::Int))
-                    }
-                    FieldType::Float => row
-                        .try_get::<Option<f64>, _>(c)
-                        .map(|v| v.map(Value::Float)),
-                    FieldType::Boolean => row
-                        .try_get::<Option<bool>, _>(c)
-                        .map(|v| v.map(Value::Bool)),
-                }
-                .map_err(|e| corrupt(format!("feature {fid} field `{}`: {e}", field.name)))?;
-                properties.push(v.unwrap_or(Value::Null));
-            }
-            features.push(Feature {
-                id: fid as u64,
-                geometry,
-                properties,
-            });
-        }
+        let features = rows
+            .iter()
+            .map(|row| self.decode_row(id, &meta, row))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(LayerSnapshot { meta, features })
     }
 
