@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-$(mktemp -d)}
+[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
 cargo build --release -q
 BIN=$PWD/target/release/chizu
 mkdir -p "$WORK"
@@ -24,7 +25,8 @@ for scale in 1 10; do
     local secs rss
     secs=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$log" | awk -F: '{ if (NF == 3) print $1*3600 + $2*60 + $3; else print $1*60 + $2 }')
     rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$log")
-    printf "x%-3s %-28s %8d features  %7.2f s  %9.0f features/s  peak RSS %6.1f MB\n" "$scale" "$label" "$n" "$secs" "$(echo "$n / $secs" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
+    awk -v s="$scale" -v l="$label" -v n="$n" -v t="$secs" -v r="$rss" \
+      'BEGIN { printf "x%-3s %-28s %8d features  %7.2f s  %9.0f features/s  peak RSS %6.1f MB\n", s, l, n, t, n / t, r / 1024 }'
     rm -f "$log"
   }
   rm -f "$dir"/out.*
