@@ -55,6 +55,14 @@ enum Command {
         #[arg(long)]
         encoding: Option<String>,
     },
+    /// Apply changed layer files (access, titles, zooms, tiling) to ingested layers
+    /// without re-reading their sources; running servers pick the change up.
+    Policy {
+        #[arg(long, default_value = "layers")]
+        layers: PathBuf,
+        #[arg(long, env = "CHIZU_STORE", default_value = "chizu.gpkg")]
+        store: PathBuf,
+    },
     /// Serve tiles, TileJSON and the catalog from a store.
     Serve {
         #[arg(long, env = "CHIZU_STORE", default_value = "chizu.gpkg")]
@@ -244,6 +252,16 @@ async fn run(cli: Cli) -> Result<()> {
                 None,
             )
             .await
+        }
+        Command::Policy { layers, store } => {
+            let configs = load_layers(&layers)?;
+            let store = GpkgStore::open(&store, false).await?;
+            let present = store.versions().await?;
+            for config in configs.iter().filter(|c| present.contains_key(&c.id)) {
+                let version = store.update_config(config).await?;
+                println!("{}: policy applied as version {version}", config.id);
+            }
+            Ok(())
         }
         Command::User {
             command,

@@ -739,3 +739,66 @@ fn publish_writes_a_store_with_only_public_data_and_reads_are_audited() {
         "only the three staff reads: {everyone}"
     );
 }
+
+#[test]
+fn a_policy_change_applies_without_re_ingesting() {
+    let city = City::new();
+    assert!(city.ingest(&["--all"]).status.success());
+    let store = city.store();
+    let server = Server::start(&store);
+    let count = |s: &Server| -> u64 {
+        s.get("/catalog").json()["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["id"] == "hazard")
+            .unwrap()["feature_count"]
+            .as_u64()
+            .unwrap()
+    };
+    let published = count(&server);
+    let all: u64 = sql(&store, "SELECT COUNT(*) AS n FROM hazard")[0]
+        .parse()
+        .unwrap();
+    assert!(published < all);
+    // The city decides to publish drafts too: drop the public row filter.
+    let file = city.path().join("layers/hazard.toml");
+    let layer_file = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        layer_file.replace("rows = { public = \"status = 'published'\" }", ""),
+    )
+    .unwrap();
+    let out = chizu(city.path(), &["policy", "--store", store.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("hazard: policy applied as version 2"),
+        "{}",
+        text(&out)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while count(&server) != all {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not pick up the policy"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // A schema change is refused: that needs an ingest.
+    let text2 = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text2.replace(
+            "{ name = \"label\", type = \"text\"",
+            "{ name = \"label\", type = \"integer\"",
+        ),
+    )
+    .unwrap();
+    let out = chizu(city.path(), &["policy", "--store", store.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("chizu ingest --layer hazard"),
+        "{}",
+        text(&out)
+    );
+}

@@ -320,6 +320,61 @@ impl GpkgStore {
         Ok::<u64, StoreError>(version as u64)
     }
 
+    /// Replaces a layer's configuration without re-reading its source, when only
+    /// policy and presentation changed (access, titles, zooms, tiling). The field
+    /// list and source must be unchanged; the version grows so that caches and
+    /// running servers pick the new policy up. Returns the new version.
+    pub async fn update_config(&self, config: &LayerConfig) -> Result<u64, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(|e| self.db(e))?;
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| self.db(e))?;
+        let result = async {
+            let row: Option<(i64, String)> =
+                sqlx::query_as("SELECT version, config FROM chizu_layers WHERE id = ?")
+                    .bind(&config.id)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(|e| self.db(e))?;
+            let (version, stored) =
+                row.ok_or_else(|| StoreError::UnknownLayer(config.id.clone()))?;
+            let stored: LayerConfig =
+                serde_json::from_str(&stored).map_err(|e| StoreError::Corrupt {
+                    layer: config.id.clone(),
+                    message: e.to_string(),
+                })?;
+            let schema = |c: &LayerConfig| {
+                c.fields
+                    .iter()
+                    .map(|f| (f.name.clone(), f.ty))
+                    .collect::<Vec<_>>()
+            };
+            if schema(&stored) != schema(config) || stored.geometry != config.geometry {
+                return Err(StoreError::SchemaChanged(config.id.clone()));
+            }
+            let json = serde_json::to_string(config).map_err(|e| StoreError::Corrupt {
+                layer: config.id.clone(),
+                message: e.to_string(),
+            })?;
+            sqlx::query("UPDATE chizu_layers SET config = ?, version = ? WHERE id = ?")
+                .bind(json)
+                .bind(version + 1)
+                .bind(&config.id)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| self.db(e))?;
+            Ok((version + 1) as u64)
+        }
+        .await;
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        sqlx::query(end)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| self.db(e))?;
+        result
+    }
+
     /// The recorded metadata of one layer.
     pub async fn layer(&self, id: &str) -> Result<StoredLayer, StoreError> {
         self.layer_row(id).await

@@ -18,6 +18,8 @@ pub enum StoreError {
     Database { path: String, message: String },
     #[error("layer `{0}` is not in the store")]
     UnknownLayer(String),
+    #[error("layer `{0}`: its fields or geometry type changed; run `chizu ingest --layer {0}`")]
+    SchemaChanged(String),
     #[error("layer `{layer}`: stored data is damaged: {message}")]
     Corrupt { layer: String, message: String },
     #[error(transparent)]
