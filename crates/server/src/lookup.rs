@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use chizu_access::{AuditEvent, LayerView};
+use chizu_access::LayerView;
 use chizu_core::tile::lonlat_to_mercator;
 use chizu_core::{Bounds, GeometryKind, Value};
 use chizu_store::{IndexedFeature, LayerIndex};
@@ -52,22 +52,7 @@ fn audit(
     area: String,
     n: usize,
 ) {
-    if let (Some(user), false, true) = (&ctx.caller.user, view.personal.is_empty(), n > 0) {
-        state.audit.record(AuditEvent {
-            at: 0,
-            user: user.clone(),
-            layer: index.meta.config.id.clone(),
-            via: "query".into(),
-            area,
-            features: n as u64,
-            fields: view
-                .personal
-                .iter()
-                .map(|i| index.meta.config.fields[*i].name.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-        });
-    }
+    crate::ogc::audit(state, ctx, index, view, &view.fields, area, n);
 }
 
 /// Every visible feature at a point: polygons that contain it, lines and points

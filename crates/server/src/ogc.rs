@@ -489,7 +489,9 @@ fn feature_json(
     }))
 }
 
-fn audit(
+/// Records a read of personal fields (those of `props` the view marks personal)
+/// by a logged-in caller.
+pub(crate) fn audit(
     state: &AppState,
     ctx: &Ctx,
     index: &LayerIndex,
