@@ -233,21 +233,11 @@ fn write_file(
             let reproject = reproject()?;
             let mut stats = ExportStats::default();
             let mut err = None;
-            let iter = features.filter_map(|mut f| {
-                if err.is_some() || cancel.load(Ordering::Relaxed) {
-                    return None;
-                }
-                match reproject.geometry(&mut f.geometry) {
-                    Ok(()) => {
-                        stats.features += 1;
-                        tick(&stats, progress);
-                        Some(f)
-                    }
-                    Err(e) => {
-                        err = Some(e);
-                        None
-                    }
-                }
+            let iter = until_error(features, cancel, &mut err, |f| {
+                reproject.geometry(&mut f.geometry)?;
+                stats.features += 1;
+                tick(&stats, progress);
+                Ok(())
             });
             crate::fgb::write_iter(
                 path,
@@ -327,6 +317,29 @@ fn write_file(
     }
 }
 
+/// Passes features through `each` (reprojection, checks) and ends the stream at
+/// the first error, kept in `err`, or at cancellation. Writers that pull from an
+/// iterator cannot return an error themselves; the caller checks `err` after.
+fn until_error<'a>(
+    features: &'a mut (dyn Iterator<Item = Feature> + Send),
+    cancel: &'a AtomicBool,
+    err: &'a mut Option<IoError>,
+    mut each: impl FnMut(&mut Feature) -> Result<(), IoError> + 'a,
+) -> impl Iterator<Item = Feature> + 'a {
+    features.map_while(move |mut f| {
+        if err.is_some() || cancel.load(Ordering::Relaxed) {
+            return None;
+        }
+        match each(&mut f) {
+            Ok(()) => Some(f),
+            Err(e) => {
+                *err = Some(e);
+                None
+            }
+        }
+    })
+}
+
 fn check(cancel: &AtomicBool) -> Result<(), IoError> {
     if cancel.load(Ordering::Relaxed) {
         return Err(IoError::format(
@@ -393,19 +406,13 @@ fn shapefile_zip(
     let mut stats = ExportStats::default();
     let mut err = None;
     let encoding = spec.encoding.encoding();
-    let iter = features.filter_map(|mut f| {
-        if err.is_some() || cancel.load(Ordering::Relaxed) {
-            return None;
-        }
-        if let Err(e) = reproject.geometry(&mut f.geometry) {
-            err = Some(e);
-            return None;
-        }
+    let iter = until_error(features, cancel, &mut err, |f| {
+        reproject.geometry(&mut f.geometry)?;
         for (i, v) in f.properties.iter().enumerate() {
             if let Value::Text(s) = v {
                 let (bytes, _, unmappable) = encoding.encode(s);
                 if unmappable {
-                    err = Some(IoError::field(
+                    return Err(IoError::field(
                         Path::new(&spec.layer),
                         f.id as usize,
                         &spec.fields[i].name,
@@ -414,14 +421,13 @@ fn shapefile_zip(
                             encoding.name()
                         ),
                     ));
-                    return None;
                 }
                 widths[i] = widths[i].max(bytes.len());
             }
         }
         stats.features += 1;
         tick(&stats, progress);
-        Some(f)
+        Ok(())
     });
     crate::fgb::write_iter(&spool, "spool", spec.epsg, spec.kind, &fields, iter, false)?;
     check(cancel)?;

@@ -425,7 +425,8 @@ fn text_of(v: &Value) -> String {
 
 /// Runs a plan: R-tree candidates (when there is an area), then the view's
 /// rows, the bbox, the filter and the property filters. Returns every match.
-fn matches<'a>(index: &'a LayerIndex, view: &LayerView, plan: &Plan) -> Vec<&'a IndexedFeature> {
+/// Returns the positions (in `index.features`) of every match, in order.
+fn matches(index: &LayerIndex, view: &LayerView, plan: &Plan) -> Vec<usize> {
     let envelope = plan.bbox_envelope.or_else(|| {
         plan.filter
             .as_ref()
@@ -437,32 +438,33 @@ fn matches<'a>(index: &'a LayerIndex, view: &LayerView, plan: &Plan) -> Vec<&'a 
                 max_y: r.max().y,
             })
     });
-    let candidates: Vec<&IndexedFeature> = match envelope {
+    let candidates: Vec<usize> = match envelope {
         Some(b) => {
             let (x0, y0) = lonlat_to_mercator(b.min_x, b.min_y);
             let (x1, y1) = lonlat_to_mercator(b.max_x, b.max_y);
-            index.query(&Bounds {
+            index.query_positions(&Bounds {
                 min_x: x0,
                 min_y: y0,
                 max_x: x1,
                 max_y: y1,
             })
         }
-        None => index.features.iter().collect(),
+        None => (0..index.features.len()).collect(),
     };
     candidates
         .into_iter()
-        .filter(|f| view.admits(&f.properties))
-        .filter(|f| plan.bbox.as_ref().is_none_or(|b| b.intersects(&f.lonlat)))
-        .filter(|f| {
-            plan.filter
-                .as_ref()
-                .is_none_or(|e| e.matches_feature(&f.properties, &f.lonlat))
-        })
-        .filter(|f| {
-            plan.equals
-                .iter()
-                .all(|(i, v)| text_of(&f.properties[*i]) == *v)
+        .filter(|i| {
+            let f = &index.features[*i];
+            view.admits(&f.properties)
+                && plan.bbox.as_ref().is_none_or(|b| b.intersects(&f.lonlat))
+                && plan
+                    .filter
+                    .as_ref()
+                    .is_none_or(|e| e.matches_feature(&f.properties, &f.lonlat))
+                && plan
+                    .equals
+                    .iter()
+                    .all(|(i, v)| text_of(&f.properties[*i]) == *v)
         })
         .collect()
 }
@@ -561,17 +563,10 @@ pub async fn items(
             if has("offset") { plan.offset } else { 0 },
         );
         let selected = tokio::task::spawn_blocking(move || {
-            let positions: std::collections::HashMap<u64, usize> = index2
-                .features
-                .iter()
-                .enumerate()
-                .map(|(i, f)| (f.id, i))
-                .collect();
             matches(&index2, &view2, &plan)
                 .into_iter()
                 .skip(offset)
                 .take(limit.unwrap_or(usize::MAX))
-                .filter_map(|f| positions.get(&f.id).copied())
                 .collect::<Vec<usize>>()
         })
         .await
@@ -616,7 +611,12 @@ pub async fn items(
     // Matching and serialising are CPU work: off the async runtime.
     let (body, count, returned) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
         let all = matches(&index2, &view2, &plan);
-        let page: Vec<&IndexedFeature> = all.iter().skip(plan.offset).take(plan.limit).copied().collect();
+        let page: Vec<&IndexedFeature> = all
+            .iter()
+            .skip(plan.offset)
+            .take(plan.limit)
+            .map(|i| &index2.features[*i])
+            .collect();
         let features = page
             .iter()
             .map(|f| feature_json(&index2, f, &plan.properties, plan.crs))

@@ -64,17 +64,23 @@ impl LayerIndex {
 
     /// Features whose bounding box meets `b` (Web Mercator), in id order.
     pub fn query(&self, b: &Bounds) -> Vec<&IndexedFeature> {
+        self.query_positions(b)
+            .into_iter()
+            .map(|i| &self.features[i])
+            .collect()
+    }
+
+    /// Positions in `features` of those whose bounding box meets `b`, ascending.
+    pub fn query_positions(&self, b: &Bounds) -> Vec<usize> {
         let envelope = AABB::from_corners([b.min_x, b.min_y], [b.max_x, b.max_y]);
-        let mut hits: Vec<u32> = self
+        let mut hits: Vec<usize> = self
             .tree
             .locate_in_envelope_intersecting(&envelope)
-            .map(|e| e.data)
+            .map(|e| e.data as usize)
             .collect();
         // Stable order: the same tile always encodes the same bytes (and ETag).
         hits.sort_unstable();
-        hits.into_iter()
-            .map(|i| &self.features[i as usize])
-            .collect()
+        hits
     }
 
     /// Features that may appear in `tile`: those meeting the tile grown by
