@@ -1,21 +1,33 @@
 #!/usr/bin/env bash
-# Installs what chizu's build and tests need on Debian 12, only when missing:
-# cmake (PROJ is built from source by the proj crate), GDAL and PROJ command-line
-# tools (independent cross-checks in tests), and Python's mapbox-vector-tile
-# and OWSLib (independent clients).
+# Installs what chizu needs on Debian 12, only when missing.
+#   scripts/setup-deps.sh          everything the tests need
+#   scripts/setup-deps.sh --demo   only what building and running the demo needs
+# Build and run: cmake (PROJ is built from source by the proj crate), Node.js and
+# npm (the web viewer's build), Noto Sans CJK (map labels and the pages' text).
+# Tests also: GDAL and PROJ command-line tools (independent cross-checks),
+# Chromium (browser tests), Python's mapbox-vector-tile, OWSLib and fontTools.
 set -euo pipefail
+demo_only=false
+[ "${1:-}" = "--demo" ] && demo_only=true
 need_apt=()
 command -v cmake >/dev/null || need_apt+=(cmake)
-command -v ogrinfo >/dev/null || need_apt+=(gdal-bin)
-command -v cs2cs >/dev/null || need_apt+=(proj-bin)
-command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+command -v npm >/dev/null || need_apt+=(nodejs npm)
+[ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || need_apt+=(fonts-noto-cjk)
+if ! $demo_only; then
+  command -v ogrinfo >/dev/null || need_apt+=(gdal-bin)
+  command -v cs2cs >/dev/null || need_apt+=(proj-bin)
+  command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+  command -v chromium >/dev/null || need_apt+=(chromium)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
-# Independent clients for the tests: an MVT decoder and OWSLib (OGC API - Features).
-for module_package in mapbox_vector_tile:mapbox-vector-tile owslib:OWSLib; do
+$demo_only && exit 0
+# Independent clients for the tests: an MVT decoder, OWSLib (OGC API - Features)
+# and fontTools (glyph metrics).
+for module_package in mapbox_vector_tile:mapbox-vector-tile owslib:OWSLib fontTools:fonttools; do
   module=${module_package%%:*}; package=${module_package#*:}
   if ! python3 -c "import $module" 2>/dev/null; then
     python3 -m pip install -q "$package" 2>/dev/null \

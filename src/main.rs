@@ -75,6 +75,8 @@ enum Command {
         /// Mark session cookies Secure (set this when clients reach chizu over HTTPS).
         #[arg(long, env = "CHIZU_SECURE_COOKIES")]
         secure_cookies: bool,
+        #[command(flatten)]
+        web: WebArgs,
     },
     /// Manage users (passwords are read from standard input).
     User {
@@ -148,7 +150,90 @@ enum Command {
         bind: SocketAddr,
         #[arg(long, default_value = "chizu-demo.gpkg")]
         store: PathBuf,
+        #[command(flatten)]
+        web: WebArgs,
     },
+}
+
+/// What the web maps need: the built viewer, style templates, label fonts
+/// and an optional background.
+#[derive(clap::Args)]
+struct WebArgs {
+    /// The built web viewer (`npm --prefix viewer run build`); pages are off when missing.
+    #[arg(long, env = "CHIZU_VIEWER", default_value = "viewer/dist")]
+    viewer: PathBuf,
+    /// MapLibre style templates.
+    #[arg(long, env = "CHIZU_STYLES", default_value = "styles")]
+    styles: PathBuf,
+    /// Font files or directories for map labels (comma-separated). Default:
+    /// Debian's Noto Sans CJK (fonts-noto-cjk).
+    #[arg(long, env = "CHIZU_FONTS", value_delimiter = ',')]
+    fonts: Vec<PathBuf>,
+    /// Raster tiles under the city's layers, e.g.
+    /// https://cyberjapandata.gsi.go.jp/xyz/pale/{z}/{x}/{y}.png (off by default).
+    #[arg(long, env = "CHIZU_BACKGROUND_TILES")]
+    background_tiles: Option<String>,
+    /// Attribution shown for the background tiles.
+    #[arg(
+        long,
+        env = "CHIZU_BACKGROUND_ATTRIBUTION",
+        default_value = "地理院タイル (GSI Tiles)"
+    )]
+    background_attribution: String,
+}
+
+const DEFAULT_FONTS: [&str; 2] = [
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",
+];
+
+impl WebArgs {
+    fn apply(&self, config: ServerConfig) -> Result<ServerConfig> {
+        let fonts = if self.fonts.is_empty() {
+            let present: Vec<PathBuf> = DEFAULT_FONTS
+                .iter()
+                .map(PathBuf::from)
+                .filter(|p| p.exists())
+                .collect();
+            if present.is_empty() {
+                tracing::warn!(
+                    "no label fonts: install fonts-noto-cjk or pass --fonts; maps will show no labels"
+                );
+            }
+            present
+        } else {
+            self.fonts.clone()
+        };
+        let fonts = chizu_tiles::glyphs::FontLibrary::load(&fonts)?;
+        tracing::info!(fonts = ?fonts, "label fonts loaded");
+        let viewer_dir = if self.viewer.join("index.html").exists() {
+            Some(self.viewer.clone())
+        } else {
+            tracing::warn!(
+                "no web viewer at {}: build it with `npm --prefix viewer ci && npm --prefix viewer run build`",
+                self.viewer.display()
+            );
+            None
+        };
+        if let Some(url) = &self.background_tiles
+            && !(url.contains("{z}") && url.contains("{x}") && url.contains("{y}"))
+        {
+            anyhow::bail!("--background-tiles needs {{z}}, {{x}} and {{y}} in the URL: {url}");
+        }
+        Ok(ServerConfig {
+            viewer_dir,
+            styles_dir: self.styles.clone(),
+            fonts: Arc::new(fonts),
+            background: self
+                .background_tiles
+                .clone()
+                .map(|url| chizu_server::Background {
+                    url,
+                    attribution: self.background_attribution.clone(),
+                }),
+            ..config
+        })
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -239,19 +324,15 @@ async fn run(cli: Cli) -> Result<()> {
             bind,
             public_url,
             secure_cookies,
+            web,
         } => {
             let store = GpkgStore::open(&store, false).await?;
-            serve(
-                store,
-                bind,
-                ServerConfig {
-                    public_url,
-                    secure_cookies,
-                    ..ServerConfig::default()
-                },
-                None,
-            )
-            .await
+            let config = web.apply(ServerConfig {
+                public_url,
+                secure_cookies,
+                ..ServerConfig::default()
+            })?;
+            serve(store, bind, config, None).await
         }
         Command::Policy { layers, store } => {
             let configs = load_layers(&layers)?;
@@ -287,7 +368,7 @@ async fn run(cli: Cli) -> Result<()> {
             )
             .await
         }
-        Command::Demo { bind, store } => demo(bind, store).await,
+        Command::Demo { bind, store, web } => demo(bind, store, web).await,
     }
 }
 
@@ -397,7 +478,8 @@ async fn serve(
     Ok(())
 }
 
-async fn demo(bind: SocketAddr, store_path: PathBuf) -> Result<()> {
+async fn demo(bind: SocketAddr, store_path: PathBuf, web: WebArgs) -> Result<()> {
+    let config = web.apply(ServerConfig::default())?;
     let samples = Path::new("data-samples");
     if chizu_samples::FILES
         .iter()
@@ -437,7 +519,7 @@ async fn demo(bind: SocketAddr, store_path: PathBuf) -> Result<()> {
     }
     let port = bind.port();
     let banner = format!(
-        "  catalog:  http://127.0.0.1:{port}/catalog\n  TileJSON: http://127.0.0.1:{port}/tiles/parcels.json\n  a tile:   http://127.0.0.1:{port}/tiles/parcels,roads,zoning,hazard,boundary/15/28225/13192.mvt\n  staff login (POST /auth/login): user demo-staff, password {password}"
+        "  public map: http://127.0.0.1:{port}/\n  staff map:  http://127.0.0.1:{port}/staff\n  catalog:  http://127.0.0.1:{port}/catalog\n  TileJSON: http://127.0.0.1:{port}/tiles/parcels.json\n  a tile:   http://127.0.0.1:{port}/tiles/parcels,roads,zoning,hazard,boundary/15/28225/13192.mvt\n  staff login (POST /auth/login): user demo-staff, password {password}"
     );
-    serve(store, bind, ServerConfig::default(), Some(banner)).await
+    serve(store, bind, config, Some(banner)).await
 }

@@ -137,6 +137,11 @@ impl Server {
 
     /// Like [`start`](Self::start), with the server's log written to `log`.
     pub fn start_with_log(store: &Path, log: Option<&Path>) -> Server {
+        Server::start_with_args(store, &[], log)
+    }
+
+    /// Like [`start`](Self::start), with more `chizu serve` arguments.
+    pub fn start_with_args(store: &Path, extra: &[&str], log: Option<&Path>) -> Server {
         let stderr = match log {
             Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
             None => Stdio::inherit(),
@@ -149,6 +154,7 @@ impl Server {
                 "--bind",
                 "127.0.0.1:0",
             ])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(stderr)

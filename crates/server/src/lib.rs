@@ -15,11 +15,13 @@ mod ogc;
 mod openapi;
 mod state;
 mod tiles;
+mod web;
 
 pub use caller::{Ctx, SESSION_COOKIE};
 pub use error::ApiError;
 pub use state::{AppState, CachedTile, ServerConfig};
 pub use tiles::render as render_tile;
+pub use web::{Background, style_for_view};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -31,7 +33,7 @@ use std::sync::Arc;
 
 /// The whole API as one router.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/health", get(health))
         .route("/catalog", get(catalog))
         .route("/auth/login", post(auth::login))
@@ -50,7 +52,23 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/ogc/collections/{id}/items/{fid}", get(ogc::item))
         .route("/tiles/{file}", get(tiles::tilejson))
         .route("/tiles/{layers}/{z}/{x}/{y}", get(tiles::tile))
+        .route("/styles/{file}", get(web::style))
+        .route("/fonts/{stack}/{range}", get(web::glyphs))
+        .route("/", get(web::public_page))
+        .route("/staff", get(web::staff_page));
+    let router = match &state.config.viewer_dir {
+        Some(dir) => router.nest_service(
+            "/assets",
+            tower_http::services::ServeDir::new(dir.join("assets")),
+        ),
+        None => router,
+    };
+    router
         .fallback(|| async { ApiError::not_found("no such resource") })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            web::security_headers,
+        ))
         .with_state(state)
 }
 

@@ -1,9 +1,12 @@
 //! What the server holds: the store, the current index of every layer, the tile cache.
 
+use crate::web::Background;
 use chizu_access::{AuditLog, AuthDb, Caller, LayerView, LoginLimiter, View};
 use chizu_core::Bounds;
 use chizu_store::{LayerIndex, Store, StoreError};
+use chizu_tiles::glyphs::FontLibrary;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -17,6 +20,14 @@ pub struct ServerConfig {
     pub reload_interval: Duration,
     /// Mark the session cookie `Secure` (set when serving over TLS, directly or behind a proxy).
     pub secure_cookies: bool,
+    /// The built web viewer (`viewer/dist`); `None` serves the API only.
+    pub viewer_dir: Option<PathBuf>,
+    /// MapLibre style templates (`styles/`).
+    pub styles_dir: PathBuf,
+    /// Fonts for label glyphs.
+    pub fonts: Arc<FontLibrary>,
+    /// An optional raster background under the city's layers; off by default.
+    pub background: Option<Background>,
 }
 
 impl Default for ServerConfig {
@@ -26,6 +37,36 @@ impl Default for ServerConfig {
             tile_cache_bytes: 256 * 1024 * 1024,
             reload_interval: Duration::from_secs(2),
             secure_cookies: false,
+            viewer_dir: None,
+            styles_dir: PathBuf::from("styles"),
+            fonts: Arc::new(FontLibrary::default()),
+            background: None,
+        }
+    }
+}
+
+impl CachedTile {
+    /// Bytes ready to serve: gzipped once, tagged by content.
+    pub fn of_bytes(raw: Vec<u8>) -> CachedTile {
+        use sha2::{Digest, Sha256};
+        let gzip = if raw.is_empty() {
+            Vec::new()
+        } else {
+            crate::tiles::gzip(&raw)
+        };
+        let digest = Sha256::digest(&raw);
+        let etag = format!(
+            "\"{}\"",
+            digest[..12]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        CachedTile {
+            raw: raw.into(),
+            gzip: gzip.into(),
+            etag,
+            layer_features: Vec::new(),
         }
     }
 }
@@ -62,6 +103,10 @@ pub struct AppState {
     pub limiter: LoginLimiter,
     layers: RwLock<Arc<Layers>>,
     pub tile_cache: moka::future::Cache<TileKey, Arc<CachedTile>>,
+    /// Rendered glyph ranges by (font stack, first code point).
+    pub glyph_cache: moka::future::Cache<(String, u32), Arc<CachedTile>>,
+    /// The Content-Security-Policy header of every response.
+    pub csp: String,
     /// Feature count and bounds of a layer as one view sees it (row filters).
     summaries: moka::sync::Cache<(String, u64, String), (u64, Option<Bounds>)>,
 }
@@ -80,6 +125,7 @@ impl AppState {
             .max_capacity(config.tile_cache_bytes)
             .build();
         let audit = AuditLog::start(auth.pool().clone());
+        let csp = crate::web::content_security_policy(config.background.as_ref());
         let state = Arc::new(AppState {
             config,
             store,
@@ -88,6 +134,8 @@ impl AppState {
             limiter: LoginLimiter::default(),
             layers: RwLock::new(Arc::new(Layers::new())),
             tile_cache,
+            glyph_cache: moka::future::Cache::new(1024),
+            csp,
             summaries: moka::sync::Cache::new(10_000),
         });
         state.reload().await?;

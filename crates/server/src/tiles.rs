@@ -144,7 +144,7 @@ pub async fn tile(
         .await
         .map_err(|e| ApiError::internal("tile rendering", e))?;
     audit(&state, &ctx, &selected, &tile, coord);
-    let mut response = respond(&tile, &headers);
+    let mut response = respond(&tile, &headers, MVT_MEDIA_TYPE, "public, max-age=60");
     crate::private_unless_anonymous(&ctx, response.headers_mut());
     Ok(response)
 }
@@ -224,31 +224,13 @@ pub fn render(coord: TileCoord, layers: &[(Arc<LayerIndex>, LayerView)]) -> Arc<
             }
         })
         .collect();
-    let gzip = if raw.is_empty() {
-        Vec::new()
-    } else {
-        gzip(&raw)
-    };
-    let etag = {
-        use sha2::{Digest, Sha256};
-        let digest = Sha256::digest(&raw);
-        format!(
-            "\"{}\"",
-            digest[..12]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        )
-    };
     Arc::new(CachedTile {
-        raw: raw.into(),
-        gzip: gzip.into(),
-        etag,
         layer_features,
+        ..CachedTile::of_bytes(raw)
     })
 }
 
-fn gzip(raw: &[u8]) -> Vec<u8> {
+pub(crate) fn gzip(raw: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(
         Vec::with_capacity(raw.len() / 2),
         flate2::Compression::fast(),
@@ -258,9 +240,16 @@ fn gzip(raw: &[u8]) -> Vec<u8> {
     enc.finish().unwrap_or_default()
 }
 
-fn respond(tile: &CachedTile, headers: &HeaderMap) -> Response {
+/// Answers with cached bytes: 204 when empty, 304 when the client has them,
+/// gzip when accepted.
+pub(crate) fn respond(
+    tile: &CachedTile,
+    headers: &HeaderMap,
+    media_type: &'static str,
+    cache_control: &'static str,
+) -> Response {
     let etag = HeaderValue::from_str(&tile.etag).unwrap_or(HeaderValue::from_static("\"0\""));
-    let cache_control = HeaderValue::from_static("public, max-age=60");
+    let cache_control = HeaderValue::from_static(cache_control);
     if tile.raw.is_empty() {
         return (
             StatusCode::NO_CONTENT,
@@ -296,10 +285,7 @@ fn respond(tile: &CachedTile, headers: &HeaderMap) -> Response {
         tile.raw.clone().into_response()
     };
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(MVT_MEDIA_TYPE),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
     h.insert(header::ETAG, etag);
     h.insert(header::CACHE_CONTROL, cache_control);
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));

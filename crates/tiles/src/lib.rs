@@ -21,6 +21,7 @@
 //! zoom from producing megabyte tiles while small tiles are never touched.
 
 mod clip;
+pub mod glyphs;
 mod pbf;
 
 use chizu_core::{TileCoord, TileOptions, Value};

@@ -1,0 +1,36 @@
+// Builds the web viewer into dist/: the two pages, their modules and styles,
+// and MapLibre GL JS from the npm package (its CSP build, which needs no
+// blob: workers or eval). `chizu serve --viewer viewer/dist` serves the result.
+// No bundler: the pages are plain ES modules, so what is served is what is read.
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = dirname(fileURLToPath(import.meta.url));
+const src = join(root, 'src');
+const dist = join(root, 'dist');
+const maplibre = join(root, 'node_modules', 'maplibre-gl', 'dist');
+
+rmSync(dist, { recursive: true, force: true });
+mkdirSync(join(dist, 'assets', 'vendor'), { recursive: true });
+
+for (const file of ['common.js', 'public.js', 'staff.js', 'chizu.css', 'icon.svg']) {
+  cpSync(join(src, file), join(dist, 'assets', file));
+}
+for (const file of ['maplibre-gl-csp.js', 'maplibre-gl-csp-worker.js', 'maplibre-gl.css', 'LICENSE.txt']) {
+  cpSync(join(maplibre, file), join(dist, 'assets', 'vendor', file));
+}
+
+// Each page names its assets with a content hash, so a new build is never
+// mixed with cached files of the old one.
+const version = createHash('sha256');
+for (const file of ['common.js', 'public.js', 'staff.js', 'chizu.css']) version.update(readFileSync(join(src, file)));
+version.update(JSON.parse(readFileSync(join(root, 'node_modules', 'maplibre-gl', 'package.json'), 'utf8')).version);
+const tag = version.digest('hex').slice(0, 12);
+for (const page of ['index.html', 'staff.html']) {
+  const html = readFileSync(join(src, page), 'utf8')
+    .replace(/(href|src)="\/assets\/([^"?]+\.(?:js|css))"/g, `$1="/assets/$2?v=${tag}"`);
+  writeFileSync(join(dist, page), html);
+}
+console.log(`viewer built in ${dist} (assets ${tag})`);
