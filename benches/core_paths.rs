@@ -180,6 +180,28 @@ fn benches(c: &mut Criterion) {
         });
     }
     perms.finish();
+
+    // Label glyphs: one range of 256 code points rendered as distance fields
+    // (what a cold cache costs per range; afterwards ranges are served from
+    // memory). Latin (0-255) against kanji (U+5700-57FF, which holds 地).
+    let font = std::path::PathBuf::from("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc");
+    if font.exists() {
+        let fonts = chizu_tiles::glyphs::FontLibrary::load(&[font]).expect("font loads");
+        let mut glyphs = c.benchmark_group("glyphs");
+        glyphs.sample_size(10);
+        glyphs.throughput(Throughput::Elements(256));
+        for (name, start) in [("latin_0_255", 0u32), ("kanji_22272_22527", 22272)] {
+            glyphs.bench_function(name, |b| {
+                b.iter(|| {
+                    fonts
+                        .render_range("Noto Sans CJK JP Regular", start, start + 255)
+                        .unwrap()
+                        .len()
+                })
+            });
+        }
+        glyphs.finish();
+    }
 }
 
 criterion_group!(core_paths, benches);

@@ -131,11 +131,15 @@ def staff_layers():
     at = next(i for i, l in enumerate(layers) if l["type"] == "symbol")
     return layers[:at] + pipes + layers[at:]
 
+# Which layers answer a click, most specific first (a lot, then what applies
+# to it). chizu drops the ids a caller may not read.
+POPUP_ORDER = ["parcels", "water_pipes", "zoning", "hazard", "roads"]
+
 def style(name, title, layers):
     return {
         "version": 8,
         "name": title,
-        "metadata": {"chizu:title": t(*title.split(" / "))},
+        "metadata": {"chizu:title": t(*title.split(" / ")), "chizu:popup-order": POPUP_ORDER},
         "center": [130.0991, 33.1036],
         "zoom": 13,
         "glyphs": "/fonts/{fontstack}/{range}.pbf",

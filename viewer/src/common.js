@@ -408,14 +408,19 @@ export class MapController {
     this.popup = new maplibregl.Popup({ maxWidth: '320px' }).setLngLat(lngLat).setDOMContent(content).addTo(this.map);
     try {
       const body = await fetchJson(`/query/point?${params}`, this.credentials);
-      const layers = body.layers.filter((l) => !this.hidden.has(l.id) && l.features.length > 0);
+      // The style says which layers answer a click, and in what order.
+      const order = this.map.getStyle()?.metadata?.['chizu:popup-order'] ?? body.layers.map((l) => l.id);
+      const layers = body.layers
+        .filter((l) => order.includes(l.id) && !this.hidden.has(l.id) && l.features.length > 0)
+        .sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id));
       content.replaceChildren();
       if (layers.length === 0) content.append(el('p', {}, t('nothingHere')));
       for (const layer of layers) {
-        const titles = Object.fromEntries(layer.fields.map((f) => [f.name, titleOf(f.title)]));
         for (const feature of layer.features) {
-          const rows = Object.entries(feature.properties).map(([name, value]) =>
-            el('tr', {}, el('th', {}, titles[name] || name), el('td', { dataset: { field: name } }, formatValue(value))));
+          // In the layer's field order (the layer file's), not the JSON's.
+          const rows = layer.fields.filter((f) => f.name in feature.properties).map((f) =>
+            el('tr', {}, el('th', {}, titleOf(f.title) || f.name),
+              el('td', { dataset: { field: f.name } }, formatValue(feature.properties[f.name]))));
           content.append(el('section', { dataset: { layer: layer.id } },
             el('h3', {}, titleOf(layer.title)), el('table', {}, rows)));
         }

@@ -177,8 +177,9 @@ async function runQuery() {
       onkeydown: (event) => { if (event.key === 'Enter') selectResult(index); },
     },
     el('strong', {}, `#${feature.id}`), ' ',
-    Object.entries(feature.properties).slice(0, 4).map(([name, value]) =>
-      el('span', { class: 'prop', dataset: { field: name }, title: titles[name] }, formatValue(value))))));
+    layer.fields.filter((f) => f.name in feature.properties).slice(0, 4).map((f) =>
+      el('span', { class: 'prop', dataset: { field: f.name }, title: titles[f.name] },
+        formatValue(feature.properties[f.name]))))));
   } catch (error) {
     querySummary.textContent = `${t('error')}: ${error.message}`;
   }

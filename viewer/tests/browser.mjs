@@ -132,6 +132,7 @@ async function publicMap() {
   check(popupText.includes(parcel.youto), `popup shows zoning ${parcel.youto}: ${popupText}`);
   check(popupText.includes('地番'), 'popup labels fields in Japanese');
   for (const word of ['所有者', 'owner_name']) check(!popupText.includes(word), `popup hides ${word}`);
+  await page.screenshot({ path: join(artifacts, 'public-page.png') });
   await page.keyboard.press('Escape');
 
   // Searching a lot number flies the map to it.

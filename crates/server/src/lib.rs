@@ -59,7 +59,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let router = match &state.config.viewer_dir {
         Some(dir) => router.nest_service(
             "/assets",
-            tower_http::services::ServeDir::new(dir.join("assets")),
+            tower_http::services::ServeDir::new(dir.join("assets")).precompressed_gzip(),
         ),
         None => router,
     };

@@ -15,7 +15,8 @@
 //!
 //! A style layer is removed when its source layer is not readable by the
 //! caller or when any of its expressions reads a field the caller may not see,
-//! so neither the layer id nor the field name reaches the browser.
+//! so neither the layer id nor the field name reaches the browser; the list of
+//! layers that answer clicks (`metadata."chizu:popup-order"`) is cut the same way.
 
 use crate::caller::Ctx;
 use crate::state::{AppState, CachedTile, Layers};
@@ -225,6 +226,13 @@ pub fn style_for_view(
         None => true,
     });
 
+    // The click order names layers: keep only those the caller reads.
+    if let Some(Value::Array(order)) = obj
+        .get_mut("metadata")
+        .and_then(|m| m.get_mut("chizu:popup-order"))
+    {
+        order.retain(|id| id.as_str().is_some_and(|id| view.layer(id).is_some()));
+    }
     if let Some(Value::String(glyphs)) = obj.get_mut("glyphs")
         && glyphs.starts_with('/')
     {
