@@ -172,9 +172,14 @@ fn glyphs_match_the_font() {
     let (_, _, kanji) = decode_glyphs(&r.body);
     assert_eq!(kanji[&0x5730].advance, 24, "地 is one em wide");
 
-    // An unknown font falls back to the first loaded; a bad range is a 404 problem.
+    // An unknown font falls back to the first loaded (Noto's first face is the
+    // JP one): the same glyphs, under the name of the face that drew them.
     let r = server.get("/fonts/Nonexistent%20Sans/0-255.pbf");
     assert_eq!(r.status, 200);
+    let (fallback_name, _, fallback) = decode_glyphs(&r.body);
+    assert_eq!(fallback_name, stack);
+    assert_eq!(fallback[&49].bitmap, glyphs[&49].bitmap);
+    // A bad range is a 404 problem.
     for bad in [
         "/fonts/x/1-256.pbf",
         "/fonts/x/0-511.pbf",

@@ -489,4 +489,5 @@ function setupSearch(controller) {
   input.addEventListener('keydown', (event) => {
     if (event.key === 'Escape') list.hidden = true;
   });
+  controller.map.on('click', () => { list.hidden = true; });
 }

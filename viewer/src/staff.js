@@ -69,6 +69,25 @@ async function afterSessionChange() {
   fillLayerSelects();
 }
 
+// A session can end elsewhere (logout in another tab, expiry, a disabled
+// user): look again when the page comes back into view and every minute, so
+// the map never goes on showing what the session no longer grants.
+async function recheckSession() {
+  const before = user;
+  try {
+    await refreshSession();
+  } catch {
+    return; // offline for a moment: keep the page as it is
+  }
+  if (user !== before) {
+    clearQuery();
+    await controller.reload();
+    fillLayerSelects();
+  }
+}
+document.addEventListener('visibilitychange', () => { if (!document.hidden) recheckSession(); });
+setInterval(recheckSession, 60_000);
+
 // ------------------------------------------------------------------ query --
 
 const queryLayer = document.getElementById('query-layer');

@@ -321,6 +321,22 @@ async function staffMap() {
   const loggedOut = await mapShot(page);
   const leftover = changedShare(beforeLogin, loggedOut);
   check(leftover < 0.001, `after logout the map is the one before login (${(leftover * 100).toFixed(3)}% differs)`);
+
+  // A session that ends elsewhere (a logout in another tab) is noticed as
+  // soon as the page is looked at again.
+  await settle(page, async () => {
+    await page.fill('#login input[name=username]', facts.staff.user);
+    await page.fill('#login input[name=password]', facts.staff.password);
+    await page.click('#login button[type=submit]');
+    await page.waitForSelector('#layer-list input[data-layer="water_pipes"]', { timeout: 15_000 });
+  });
+  const elsewhere = await page.request.post(`${base}/auth/logout`); // the same browser's cookie
+  check(elsewhere.ok(), 'logout from another tab');
+  await settle(page, async () => {
+    await page.evaluate(() => document.dispatchEvent(new Event('visibilitychange')));
+    await page.waitForFunction(() => !document.querySelector('#layer-list [data-layer="water_pipes"]'), null, { timeout: 15_000 });
+  });
+  check(await page.locator('#login').isVisible(), 'the login form is back after the session ended elsewhere');
   assertClean(log, 'staff map');
   await context.close();
 }

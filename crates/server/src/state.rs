@@ -4,7 +4,7 @@ use crate::web::Background;
 use chizu_access::{AuditLog, AuthDb, Caller, LayerView, LoginLimiter, View};
 use chizu_core::Bounds;
 use chizu_store::{LayerIndex, Store, StoreError};
-use chizu_tiles::glyphs::FontLibrary;
+use chizu_tiles::glyphs::{FontLibrary, FontStack};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -103,8 +103,8 @@ pub struct AppState {
     pub limiter: LoginLimiter,
     layers: RwLock<Arc<Layers>>,
     pub tile_cache: moka::future::Cache<TileKey, Arc<CachedTile>>,
-    /// Rendered glyph ranges by (font stack, first code point).
-    pub glyph_cache: moka::future::Cache<(String, u32), Arc<CachedTile>>,
+    /// Rendered glyph ranges by (resolved font stack, first code point).
+    pub glyph_cache: moka::future::Cache<(FontStack, u32), Arc<CachedTile>>,
     /// The Content-Security-Policy header of every response.
     pub csp: String,
     /// Feature count and bounds of a layer as one view sees it (row filters).
@@ -134,7 +134,12 @@ impl AppState {
             limiter: LoginLimiter::default(),
             layers: RwLock::new(Arc::new(Layers::new())),
             tile_cache,
-            glyph_cache: moka::future::Cache::new(1024),
+            glyph_cache: moka::future::Cache::builder()
+                .weigher(|_k: &(FontStack, u32), v: &Arc<CachedTile>| {
+                    (v.raw.len() + v.gzip.len()).min(u32::MAX as usize) as u32
+                })
+                .max_capacity(64 * 1024 * 1024)
+                .build(),
             csp,
             summaries: moka::sync::Cache::new(10_000),
         });

@@ -303,12 +303,13 @@ pub async fn glyphs(
         ));
     }
     let fonts = state.config.fonts.clone();
+    let resolved = fonts.resolve(&stack);
     let rendered = state
         .glyph_cache
-        .try_get_with((stack.clone(), start), async move {
+        .try_get_with((resolved.clone(), start), async move {
             tokio::task::spawn_blocking(move || {
                 fonts
-                    .render_range(&stack, start, end)
+                    .render_range(&resolved, start, end)
                     .map(|pbf| Arc::new(CachedTile::of_bytes(pbf)))
                     .map_err(|e| e.to_string())
             })

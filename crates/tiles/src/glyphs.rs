@@ -42,6 +42,10 @@ pub enum GlyphError {
     BadRange,
 }
 
+/// A font stack as resolved to loaded faces (indices, in order of preference).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FontStack(Vec<usize>);
+
 /// One face of a font file (a collection holds several).
 struct Face {
     name: String,
@@ -132,38 +136,52 @@ impl FontLibrary {
     }
 
     /// The faces a comma-separated font stack resolves to: the named faces
-    /// that are loaded, in order, then the fallback face.
-    fn resolve(&self, stack: &str) -> Vec<&Face> {
-        let mut faces: Vec<&Face> = stack
+    /// that are loaded, in order, then the fallback face. Requests for stacks
+    /// that resolve alike are one and the same (and share a cache entry, so
+    /// made-up stack names cannot fill a cache).
+    pub fn resolve(&self, stack: &str) -> FontStack {
+        let mut faces: Vec<usize> = Vec::new();
+        for index in stack
             .split(',')
             .filter_map(|name| self.by_name.get(name.trim()))
-            .map(|i| &self.faces[*i])
-            .collect();
-        if let Some(fallback) = self.faces.first()
-            && !faces.iter().any(|f| std::ptr::eq(*f, fallback))
         {
-            faces.push(fallback);
+            if !faces.contains(index) {
+                faces.push(*index);
+            }
         }
-        faces
+        if !self.faces.is_empty() && !faces.contains(&0) {
+            faces.push(0);
+        }
+        FontStack(faces)
     }
 
     /// Renders the glyphs of `stack` for code points `start..start + 256` as a
     /// glyphs protobuf. Each code point comes from the first face in the stack
     /// that has it; code points no face has are left out, as MapLibre expects.
-    pub fn render_range(&self, stack: &str, start: u32, end: u32) -> Result<Vec<u8>, GlyphError> {
+    pub fn render_range(
+        &self,
+        stack: &FontStack,
+        start: u32,
+        end: u32,
+    ) -> Result<Vec<u8>, GlyphError> {
         if !is_range(start, end) {
             return Err(GlyphError::BadRange);
         }
-        let faces = self.resolve(stack);
+        let faces: Vec<&Face> = stack.0.iter().filter_map(|i| self.faces.get(*i)).collect();
         if faces.is_empty() {
             return Err(GlyphError::NoFonts);
         }
+        let name = faces
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
         let fonts: Vec<FontRef<'_>> = faces
             .iter()
             .filter_map(|f| FontRef::try_from_slice_and_index(&f.data, f.index).ok())
             .collect();
         let mut fontstack = Vec::new();
-        pbf::bytes_field(&mut fontstack, 1, stack.as_bytes());
+        pbf::bytes_field(&mut fontstack, 1, name.as_bytes());
         pbf::bytes_field(&mut fontstack, 2, format!("{start}-{end}").as_bytes());
         for code in start..=end {
             let Some(ch) = char::from_u32(code) else {
@@ -422,12 +440,13 @@ mod tests {
     #[test]
     fn ranges_must_be_whole_blocks() {
         let library = FontLibrary::default();
+        let stack = library.resolve("x");
         assert!(matches!(
-            library.render_range("x", 1, 256),
+            library.render_range(&stack, 1, 256),
             Err(GlyphError::BadRange)
         ));
         assert!(matches!(
-            library.render_range("x", 0, 255),
+            library.render_range(&stack, 0, 255),
             Err(GlyphError::NoFonts)
         ));
     }
