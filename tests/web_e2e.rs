@@ -247,6 +247,36 @@ fn styles_pages_and_headers() {
             .any(|l| l["source-layer"] == "water_pipes")
     );
 
+    // Code lists reach the forms: queryables as a JSON Schema enum, the
+    // catalog with labels.
+    let queryables = get(
+        &format!("{}/ogc/collections/water_pipes/queryables", server.base),
+        &[("Authorization", &auth)],
+    )
+    .json();
+    let codes = &queryables["properties"]["material"]["enum"];
+    assert_eq!(codes.as_array().unwrap().len(), 8, "{codes}");
+    assert!(
+        codes
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("DIP"))
+    );
+    let catalog = server.get("/catalog").json();
+    let hazard = catalog["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["id"] == "hazard")
+        .unwrap();
+    let kind = hazard["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "hazard_type")
+        .unwrap();
+    assert_eq!(kind["values"]["flood"]["ja"], "洪水");
+
     for bad in [
         "/styles/nope.json",
         "/styles/..%2Fpublic.json",

@@ -195,8 +195,11 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-export function formatValue(value) {
+/** A value as people read it: the label of its code when the field has a code list. */
+export function formatValue(value, field) {
   if (value == null || value === '') return '—';
+  const label = field?.values?.[String(value)];
+  if (label) return titleOf(label);
   // No digit grouping: years, codes and lot numbers read wrong with it.
   if (typeof value === 'number') return String(value);
   return String(value);
@@ -420,7 +423,8 @@ export class MapController {
           // In the layer's field order (the layer file's), not the JSON's.
           const rows = layer.fields.filter((f) => f.name in feature.properties).map((f) =>
             el('tr', {}, el('th', {}, titleOf(f.title) || f.name),
-              el('td', { dataset: { field: f.name } }, formatValue(feature.properties[f.name]))));
+              el('td', { dataset: { field: f.name, value: String(feature.properties[f.name] ?? '') } },
+                formatValue(feature.properties[f.name], f))));
           content.append(el('section', { dataset: { layer: layer.id } },
             el('h3', {}, titleOf(layer.title)), el('table', {}, rows)));
         }

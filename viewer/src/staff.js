@@ -124,7 +124,13 @@ function renderQueryFields() {
   if (!layer) return;
   for (const field of layer.fields) {
     const title = titleOf(field.title) || field.name;
-    if (field.type === 'integer' || field.type === 'float') {
+    if (field.values && Object.keys(field.values).length > 0) {
+      // A code list: pick from it.
+      queryFields.append(el('label', {}, el('span', {}, title),
+        el('select', { name: `${field.name}:eq` },
+          el('option', { value: '' }, t('any')),
+          Object.entries(field.values).map(([code, label]) => el('option', { value: code }, titleOf(label))))));
+    } else if (field.type === 'integer' || field.type === 'float') {
       const step = field.type === 'integer' ? '1' : 'any';
       queryFields.append(el('fieldset', { class: 'range' },
         el('legend', {}, title),
@@ -146,11 +152,13 @@ function quoted(text) {
 /** The CQL2 text filter of the form, or '' when no field is filled in. */
 function queryFilter() {
   const terms = [];
-  for (const input of queryFields.querySelectorAll('input')) {
+  for (const input of queryFields.querySelectorAll('input, select')) {
     const value = input.value.trim();
     if (value === '') continue;
     const [name, op] = input.name.split(':');
-    if (op === 'eq') terms.push(`${name} = ${quoted(value)}`);
+    const field = currentQueryLayer()?.fields.find((f) => f.name === name);
+    if (op === 'eq' && field?.type === 'integer') terms.push(`${name} = ${Number(value)}`);
+    else if (op === 'eq') terms.push(`${name} = ${quoted(value)}`);
     else if (Number.isFinite(Number(value))) terms.push(`${name} ${op === 'min' ? '>=' : '<='} ${Number(value)}`);
   }
   return terms.join(' AND ');
@@ -197,8 +205,11 @@ async function runQuery() {
     },
     el('strong', {}, `#${feature.id}`), ' ',
     layer.fields.filter((f) => f.name in feature.properties).slice(0, 4).map((f) =>
-      el('span', { class: 'prop', dataset: { field: f.name }, title: titles[f.name] },
-        formatValue(feature.properties[f.name]))))));
+      el('span', {
+        class: 'prop',
+        dataset: { field: f.name, value: String(feature.properties[f.name] ?? '') },
+        title: titles[f.name],
+      }, formatValue(feature.properties[f.name], f))))));
   } catch (error) {
     querySummary.textContent = `${t('error')}: ${error.message}`;
   }
@@ -207,7 +218,7 @@ async function runQuery() {
 queryLayer.addEventListener('change', () => { clearQuery(); renderQueryFields(); });
 document.getElementById('query-form').addEventListener('submit', (event) => { event.preventDefault(); runQuery(); });
 document.getElementById('query-clear').addEventListener('click', () => {
-  for (const input of queryFields.querySelectorAll('input')) input.value = '';
+  for (const input of queryFields.querySelectorAll('input, select')) input.value = '';
   clearQuery();
 });
 

@@ -260,7 +260,8 @@ async function staffMap() {
   await page.selectOption('#query-layer', 'water_pipes');
   await page.fill('input[name="diameter_mm:min"]', String(pipe.diameter_mm));
   await page.fill('input[name="diameter_mm:max"]', String(pipe.diameter_mm));
-  await page.fill('input[name="material:eq"]', pipe.material);
+  // Material has a code list: the form offers it as a choice.
+  await page.selectOption('select[name="material:eq"]', pipe.material);
   await page.fill('input[name="install_year:min"]', String(pipe.install_year - 5));
   await page.fill('input[name="install_year:max"]', String(pipe.install_year + 5));
   const [queryResponse] = await Promise.all([
@@ -270,12 +271,14 @@ async function staffMap() {
   await page.waitForSelector('#query-results li');
   const rows = await page.locator('#query-results li').evaluateAll((items) => items.map((li) => ({
     id: Number(li.dataset.id),
-    diameter: li.querySelector('[data-field="diameter_mm"]')?.textContent,
-    material: li.querySelector('[data-field="material"]')?.textContent,
+    diameter: li.querySelector('[data-field="diameter_mm"]')?.dataset.value,
+    material: li.querySelector('[data-field="material"]')?.dataset.value,
+    materialLabel: li.querySelector('[data-field="material"]')?.textContent,
   })));
   check(rows.some((r) => r.id === pipe.id), `query lists pipe ${pipe.id}: ${JSON.stringify(rows.map((r) => r.id))}`);
   for (const r of rows) {
     check(r.diameter === String(pipe.diameter_mm) && r.material === pipe.material, `every row matches the query: ${JSON.stringify(r)}`);
+    check(r.materialLabel.includes(`(${pipe.material})`) && r.materialLabel !== pipe.material, `rows show the code's label: ${r.materialLabel}`);
   }
   const summary = await page.locator('#query-summary').innerText();
   const body = await queryResponse.json();

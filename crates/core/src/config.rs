@@ -192,6 +192,10 @@ pub struct FieldDef {
     /// Personal data (個人情報): reads are audited.
     #[serde(default)]
     pub personal: bool,
+    /// The code list (コード表) of a text or integer field: each code with the
+    /// label maps and forms show for it (`values = { DIP = { ja = "ダクタイル鋳鉄管" } }`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, LocalizedText>,
 }
 
 impl FieldDef {
@@ -420,6 +424,33 @@ impl LayerConfig {
             if !names.insert(field.name.as_str()) {
                 return bad(&key, format!("field `{}` is declared twice", field.name));
             }
+            if !field.values.is_empty() {
+                let key = format!("fields[{i}].values");
+                match field.ty {
+                    FieldType::Text => {}
+                    FieldType::Integer => {
+                        if let Some(code) = field.values.keys().find(|c| c.parse::<i64>().is_err())
+                        {
+                            return bad(
+                                &key,
+                                format!(
+                                    "`{code}` is not a code of the integer field `{}`",
+                                    field.name
+                                ),
+                            );
+                        }
+                    }
+                    _ => {
+                        return bad(
+                            &key,
+                            format!(
+                                "only text and integer fields have code lists, not `{}`",
+                                field.name
+                            ),
+                        );
+                    }
+                }
+            }
         }
         let check_roles = |key: String, list: &[String]| -> Result<(), ConfigError> {
             for role in list {
@@ -554,6 +585,31 @@ fields = { owner_name = ["staff"] }
 
     fn error_of(text: &str) -> String {
         parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn code_lists_belong_to_text_and_integer_fields() {
+        let with_codes = PARCELS.replace(
+            "{ name = \"owner_name\", type = \"text\", personal = true },",
+            "{ name = \"owner_name\", type = \"text\", personal = true },\n  \
+             { name = \"chimoku\", type = \"text\", values = { \"宅地\" = { ja = \"宅地\", en = \"Residential land\" } } },\n  \
+             { name = \"class\", type = \"integer\", values = { \"1\" = { ja = \"一級\" } } },",
+        );
+        let c = parse(&with_codes).unwrap();
+        assert_eq!(
+            c.fields[2].values["宅地"].en.as_deref(),
+            Some("Residential land")
+        );
+        let e = error_of(&with_codes.replace("\"1\" = { ja", "\"one\" = { ja"));
+        assert!(e.contains("fields[3].values") && e.contains("`one`"), "{e}");
+        let e =
+            error_of(&with_codes.replace("type = \"integer\", values", "type = \"float\", values"));
+        assert!(
+            e.contains("fields[3].values") && e.contains("text and integer"),
+            "{e}"
+        );
+        let e = error_of(&with_codes.replace("{ ja = \"一級\" }", "{ ja = \"一級\", fr = \"x\" }"));
+        assert!(e.contains("fr"), "{e}");
     }
 
     #[test]

@@ -1069,6 +1069,7 @@ mod tests {
                 required: false,
                 searchable: false,
                 personal: false,
+                values: Default::default(),
             })
             .collect()
     }

@@ -523,6 +523,7 @@ mod tests {
             required: false,
             searchable: false,
             personal: false,
+            values: Default::default(),
         }
     }
 

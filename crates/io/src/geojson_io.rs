@@ -139,6 +139,7 @@ mod tests {
             required: false,
             searchable: false,
             personal: false,
+            values: Default::default(),
         }];
         let f = Feature {
             id: 1,

@@ -157,6 +157,7 @@ pub fn field(name: &str, ty: FieldType) -> FieldDef {
         required: false,
         searchable: false,
         personal: false,
+        values: Default::default(),
     }
 }
 

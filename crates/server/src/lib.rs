@@ -149,12 +149,18 @@ async fn catalog(
                 "version": meta.version,
                 "feature_count": count,
                 "exportable": view.can_export,
-                "fields": view.fields.iter().map(|i| &c.fields[*i]).map(|f| serde_json::json!({
-                    "name": f.name,
-                    "type": f.ty,
-                    "title": f.title,
-                    "searchable": f.searchable,
-                })).collect::<Vec<_>>(),
+                "fields": view.fields.iter().map(|i| &c.fields[*i]).map(|f| {
+                    let mut field = serde_json::json!({
+                        "name": f.name,
+                        "type": f.ty,
+                        "title": f.title,
+                        "searchable": f.searchable,
+                    });
+                    if !f.values.is_empty() {
+                        field["values"] = serde_json::json!(f.values);
+                    }
+                    field
+                }).collect::<Vec<_>>(),
                 "tilejson": format!("{base}/tiles/{}.json", c.id),
                 "tiles": format!("{base}/tiles/{}/{{z}}/{{x}}/{{y}}.mvt", c.id),
             })

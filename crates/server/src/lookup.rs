@@ -117,7 +117,13 @@ pub async fn point(
         out.push(json!({
             "id": c.id,
             "title": c.title,
-            "fields": view.fields.iter().map(|i| json!({"name": c.fields[*i].name, "title": c.fields[*i].title})).collect::<Vec<_>>(),
+            "fields": view.fields.iter().map(|i| &c.fields[*i]).map(|f| {
+                let mut field = json!({"name": f.name, "title": f.title});
+                if !f.values.is_empty() {
+                    field["values"] = json!(f.values);
+                }
+                field
+            }).collect::<Vec<_>>(),
             "features": hits.iter().map(|f| json!({"id": f.id, "properties": properties(index, view, f)})).collect::<Vec<_>>(),
         }));
     }

@@ -188,6 +188,17 @@ pub fn properties_schema(fields: &[FieldDef], view: &LayerView) -> Map<String, s
                 p["description"] = json!(en);
             }
         }
+        if !f.values.is_empty() {
+            // The code list as a JSON Schema enum (integer codes as numbers).
+            p["enum"] = f
+                .values
+                .keys()
+                .map(|code| match code.parse::<i64>() {
+                    Ok(n) if f.ty == chizu_core::FieldType::Integer => json!(n),
+                    _ => json!(code),
+                })
+                .collect();
+        }
         props.insert(f.name.clone(), p);
     }
     props
