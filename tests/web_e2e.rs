@@ -8,6 +8,16 @@ use std::collections::BTreeMap;
 
 const FONT: &str = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc";
 
+/// The element of a JSON array whose `key` is `value`.
+fn find_by<'a>(array: &'a serde_json::Value, key: &str, value: &str) -> &'a serde_json::Value {
+    array
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item[key] == value)
+        .unwrap_or_else(|| panic!("no {key} = {value} in {array}"))
+}
+
 fn city_server(extra: &[&str]) -> (City, Server) {
     let city = City::new();
     let out = city.ingest(&["--all"]);
@@ -263,18 +273,8 @@ fn styles_pages_and_headers() {
             .contains(&serde_json::json!("DIP"))
     );
     let catalog = server.get("/catalog").json();
-    let hazard = catalog["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["id"] == "hazard")
-        .unwrap();
-    let kind = hazard["fields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == "hazard_type")
-        .unwrap();
+    let hazard = find_by(&catalog["layers"], "id", "hazard");
+    let kind = find_by(&hazard["fields"], "name", "hazard_type");
     assert_eq!(kind["values"]["flood"]["ja"], "洪水");
 
     for bad in [
@@ -367,4 +367,39 @@ fn background_tiles_are_opt_in_and_allowed_by_the_policy() {
     assert_eq!(r.status, 503);
     assert!(String::from_utf8_lossy(&r.body).contains("npm"));
     assert_eq!(server.get("/catalog").status, 200);
+}
+
+#[test]
+fn edited_styles_are_served_without_a_restart() {
+    let styles = tempfile::tempdir().unwrap();
+    let file = styles.path().join("public.json");
+    std::fs::copy(repo().join("styles/public.json"), &file).unwrap();
+    let dir = styles.path().to_str().unwrap().to_string();
+    let (_city, server) = city_server(&["--styles", &dir]);
+    let colour = |server: &Server| {
+        let style = server.get("/styles/public.json").json();
+        find_by(&style["layers"], "id", "background")["paint"]["background-color"].clone()
+    };
+    assert_eq!(colour(&server), "#f4f1ea");
+    let edited = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("#f4f1ea", "#eeeeee");
+    // Each edit gets a later modification time, whatever the file system's
+    // clock resolution.
+    let edit = |text: &str, seconds: u64| {
+        std::fs::write(&file, text).unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(seconds);
+        let handle = std::fs::File::options().write(true).open(&file).unwrap();
+        handle.set_modified(later).unwrap();
+    };
+    edit(&edited, 5);
+    assert_eq!(colour(&server), "#eeeeee");
+    // A broken edit is the operator's error: a 500 problem without details, logged.
+    edit("{ not json", 10);
+    let r = server.get("/styles/public.json");
+    assert_eq!(r.status, 500);
+    assert!(
+        !String::from_utf8_lossy(&r.body).contains(&dir),
+        "no paths in errors"
+    );
 }

@@ -105,6 +105,9 @@ pub struct AppState {
     pub tile_cache: moka::future::Cache<TileKey, Arc<CachedTile>>,
     /// Rendered glyph ranges by (resolved font stack, first code point).
     pub glyph_cache: moka::future::Cache<(FontStack, u32), Arc<CachedTile>>,
+    /// Parsed style templates by name, with their files' modification times.
+    pub style_templates:
+        moka::sync::Cache<String, (Option<std::time::SystemTime>, Arc<serde_json::Value>)>,
     /// The Content-Security-Policy header of every response.
     pub csp: String,
     /// Feature count and bounds of a layer as one view sees it (row filters).
@@ -140,6 +143,7 @@ impl AppState {
                 })
                 .max_capacity(64 * 1024 * 1024)
                 .build(),
+            style_templates: moka::sync::Cache::new(64),
             csp,
             summaries: moka::sync::Cache::new(10_000),
         });

@@ -65,18 +65,10 @@ pub async fn style(
         })
         .ok_or_else(|| ApiError::not_found("no such style"))?;
     let path = state.config.styles_dir.join(format!("{name}.json"));
-    let text = match tokio::fs::read_to_string(&path).await {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ApiError::not_found(format!("no style `{name}`")));
-        }
-        Err(e) => return Err(ApiError::internal("reading a style", e)),
-    };
-    let template: Value = serde_json::from_str(&text)
-        .map_err(|e| ApiError::internal(&format!("style {}", path.display()), e))?;
+    let template = template(&state, name, &path).await?;
     let layers = state.layers();
     let style = style_for_view(
-        template,
+        Value::clone(&template),
         &ctx.view,
         &layers,
         &base_url(&state, &headers),
@@ -90,6 +82,39 @@ pub async fn style(
     );
     crate::private_unless_anonymous(&ctx, response.headers_mut());
     Ok(response)
+}
+
+/// A style template, parsed once and again only when its file changes (a
+/// city edits styles while the server runs).
+async fn template(
+    state: &AppState,
+    name: &str,
+    path: &std::path::Path,
+) -> Result<Arc<Value>, ApiError> {
+    let modified = match tokio::fs::metadata(path).await {
+        Ok(meta) => meta.modified().ok(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::not_found(format!("no style `{name}`")));
+        }
+        Err(e) => return Err(ApiError::internal("reading a style", e)),
+    };
+    if let Some((at, template)) = state.style_templates.get(name)
+        && modified.is_some()
+        && at == modified
+    {
+        return Ok(template);
+    }
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|e| ApiError::internal("reading a style", e))?;
+    let template: Arc<Value> = Arc::new(
+        serde_json::from_str(&text)
+            .map_err(|e| ApiError::internal(&format!("style {}", path.display()), e))?,
+    );
+    state
+        .style_templates
+        .insert(name.to_string(), (modified, template.clone()));
+    Ok(template)
 }
 
 /// Fills a style template in for one caller. Errors name what is wrong with
