@@ -309,6 +309,27 @@ async function staffMap() {
   report.export = { file, url: exportResponse.url() };
   await page.click('#export-cancel');
 
+  // The public map in the same browser, with the staff session cookie present,
+  // is still the residents' map: no owner names, no pipes.
+  const publicTab = await context.newPage();
+  const publicLog = watch(publicTab);
+  const { parcel } = facts;
+  await publicTab.goto(`${base}/#18/${parcel.lat}/${parcel.lon}`);
+  await publicTab.waitForSelector('#map[data-state=idle]', { timeout: 60_000 });
+  const tabBox = await publicTab.locator('#map').boundingBox();
+  await publicTab.mouse.click(tabBox.x + tabBox.width / 2, tabBox.y + tabBox.height / 2);
+  await publicTab.locator('.what-is-here section[data-layer="parcels"]').first().waitFor();
+  const tabPopup = await publicTab.locator('.what-is-here').innerText();
+  check(tabPopup.includes(parcel.chiban), 'the public tab answers clicks');
+  for (const word of STAFF_WORDS) {
+    check(!tabPopup.includes(word), `the public tab of a logged-in user shows ${word}`);
+    check(!publicLog.requests.some((u) => decodeURIComponent(u).includes(word)), `the public tab requests ${word}`);
+    check(!publicLog.bodies.some(({ text }) => text.includes(word)), `the public tab receives ${word}`);
+  }
+  assertClean(publicLog, 'public map beside a staff session');
+  await publicTab.close();
+  currentPage = page;
+
   // Log out: the pipes and the query go away.
   const requestsBeforeLogout = log.requests.length;
   await settle(page, async () => {
