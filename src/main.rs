@@ -519,7 +519,7 @@ async fn demo(bind: SocketAddr, store_path: PathBuf, web: WebArgs) -> Result<()>
     }
     let port = bind.port();
     let banner = format!(
-        "  public map: http://127.0.0.1:{port}/\n  staff map:  http://127.0.0.1:{port}/staff\n  catalog:  http://127.0.0.1:{port}/catalog\n  TileJSON: http://127.0.0.1:{port}/tiles/parcels.json\n  a tile:   http://127.0.0.1:{port}/tiles/parcels,roads,zoning,hazard,boundary/15/28225/13192.mvt\n  staff login (POST /auth/login): user demo-staff, password {password}"
+        "  public map: http://127.0.0.1:{port}/\n  staff map:  http://127.0.0.1:{port}/staff\n  catalog:  http://127.0.0.1:{port}/catalog\n  TileJSON: http://127.0.0.1:{port}/tiles/parcels.json\n  a tile:   http://127.0.0.1:{port}/tiles/parcels,roads,zoning,hazard,boundary/15/28225/13192.mvt\n  staff login (on the staff map, or POST /auth/login): user demo-staff, password {password}"
     );
     serve(store, bind, config, Some(banner)).await
 }
