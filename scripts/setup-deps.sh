@@ -5,7 +5,8 @@
 # Build and run: cmake (PROJ is built from source by the proj crate), Node.js and
 # npm (the web viewer's build), Noto Sans CJK (map labels and the pages' text).
 # Tests also: GDAL and PROJ command-line tools (independent cross-checks),
-# Chromium (browser tests), Python's mapbox-vector-tile, OWSLib and fontTools.
+# Chromium (browser tests), Python's mapbox-vector-tile, OWSLib, fontTools and
+# prometheus-client.
 set -euo pipefail
 demo_only=false
 [ "${1:-}" = "--demo" ] && demo_only=true
@@ -25,9 +26,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 $demo_only && exit 0
-# Independent clients for the tests: an MVT decoder, OWSLib (OGC API - Features)
-# and fontTools (glyph metrics).
-for module_package in mapbox_vector_tile:mapbox-vector-tile owslib:OWSLib fontTools:fonttools; do
+# Independent clients for the tests: an MVT decoder, OWSLib (OGC API - Features),
+# fontTools (glyph metrics) and the Prometheus client's text parser.
+for module_package in mapbox_vector_tile:mapbox-vector-tile owslib:OWSLib fontTools:fonttools prometheus_client:prometheus-client; do
   module=${module_package%%:*}; package=${module_package#*:}
   if ! python3 -c "import $module" 2>/dev/null; then
     python3 -m pip install -q "$package" 2>/dev/null \

@@ -403,3 +403,85 @@ fn edited_styles_are_served_without_a_restart() {
         "no paths in errors"
     );
 }
+
+#[test]
+fn metrics_are_for_admins_only() {
+    let (city, server) = city_server(&[]);
+    let admin = format!("Bearer {}", city.user_with_token("ops", &["admin"]));
+    let staff = format!("Bearer {}", city.user_with_token("clerk", &["staff"]));
+    // Some traffic to count: a tile twice (one render, one cache hit), a 404.
+    let (z, x, y) = tile_of(130.0902, 33.1138, 15);
+    for _ in 0..2 {
+        assert_eq!(
+            server
+                .get(&format!("/tiles/parcels/{z}/{x}/{y}.mvt"))
+                .status,
+            200
+        );
+    }
+    assert_eq!(server.get("/nope").status, 404);
+
+    // To anyone but an admin, /metrics is what an unknown path is.
+    let unknown = server.get("/no-such-thing");
+    for auth in [None, Some(staff.as_str())] {
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", *a)).collect();
+        let r = get(&format!("{}/metrics", server.base), &headers);
+        assert_eq!((r.status, &r.body), (404, &unknown.body));
+    }
+
+    let r = get(
+        &format!("{}/metrics", server.base),
+        &[("Authorization", &admin)],
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    // Parsed by the Prometheus project's own Python client.
+    let script = r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for family in text_string_to_metric_families(sys.stdin.read()):
+    for s in family.samples:
+        key = s.name + "".join(f"|{k}={v}" for k, v in sorted(s.labels.items()))
+        out[key] = s.value
+print(json.dumps(out))
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &r.body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let samples: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(samples["chizu_tiles_served_total"], 2.0, "{samples}");
+    assert_eq!(samples["chizu_tiles_rendered_total"], 1.0, "{samples}");
+    assert_eq!(
+        samples["chizu_http_requests_total|kind=tiles|status=2xx"],
+        2.0
+    );
+    assert!(
+        samples["chizu_http_requests_total|kind=other|status=4xx"]
+            .as_f64()
+            .unwrap()
+            >= 2.0
+    );
+    assert_eq!(
+        samples["chizu_http_request_duration_seconds_count|kind=tiles"],
+        2.0
+    );
+    assert_eq!(samples["chizu_layer_version|layer=water_pipes"], 1.0);
+    assert!(
+        samples["chizu_layer_features|layer=parcels"]
+            .as_f64()
+            .unwrap()
+            > 20_000.0
+    );
+    assert!(samples["chizu_tile_cache_bytes"].as_f64().unwrap() > 0.0);
+}

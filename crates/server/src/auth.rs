@@ -65,6 +65,10 @@ pub async fn login(
         .map_err(|e| ApiError::internal("login", e))?;
     let Some(user) = user else {
         state.limiter.failed(&credentials.username, addr);
+        state
+            .metrics
+            .logins_failed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // One answer for unknown users, disabled users and wrong passwords.
         return Err(ApiError {
             status: StatusCode::UNAUTHORIZED,
@@ -73,6 +77,10 @@ pub async fn login(
         });
     };
     state.limiter.succeeded(&user.name);
+    state
+        .metrics
+        .logins_succeeded
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let secret = state
         .auth
         .create_session(&user.name)

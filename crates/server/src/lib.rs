@@ -11,6 +11,7 @@ pub mod crs;
 mod error;
 mod export;
 mod lookup;
+mod metrics;
 mod ogc;
 mod openapi;
 mod state;
@@ -35,6 +36,7 @@ use std::sync::Arc;
 pub fn router(state: Arc<AppState>) -> Router {
     let router = Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics::metrics))
         .route("/catalog", get(catalog))
         .route("/auth/login", post(auth::login))
         .route("/auth/logout", post(auth::logout))
@@ -68,6 +70,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             web::security_headers,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::count_requests,
         ))
         .with_state(state)
 }

@@ -108,6 +108,8 @@ pub struct AppState {
     /// Parsed style templates by name, with their files' modification times.
     pub style_templates:
         moka::sync::Cache<String, (Option<std::time::SystemTime>, Arc<serde_json::Value>)>,
+    /// Counters for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
     /// The Content-Security-Policy header of every response.
     pub csp: String,
     /// Feature count and bounds of a layer as one view sees it (row filters).
@@ -144,6 +146,7 @@ impl AppState {
                 .max_capacity(64 * 1024 * 1024)
                 .build(),
             style_templates: moka::sync::Cache::new(64),
+            metrics: crate::metrics::Metrics::default(),
             csp,
             summaries: moka::sync::Cache::new(10_000),
         });

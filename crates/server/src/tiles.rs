@@ -134,15 +134,24 @@ pub async fn tile(
         y: coord.y(),
     };
     let for_render = selected.clone();
+    let rendering = state.clone();
     let tile = state
         .tile_cache
         .try_get_with(key, async move {
+            rendering
+                .metrics
+                .tiles_rendered
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tokio::task::spawn_blocking(move || render(coord, &for_render))
                 .await
                 .map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| ApiError::internal("tile rendering", e))?;
+    state
+        .metrics
+        .tiles_served
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     audit(&state, &ctx, &selected, &tile, coord);
     let mut response = respond(&tile, &headers, MVT_MEDIA_TYPE, "public, max-age=60");
     crate::private_unless_anonymous(&ctx, response.headers_mut());
