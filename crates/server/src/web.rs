@@ -433,7 +433,7 @@ pub fn content_security_policy(background: Option<&Background>) -> String {
     format!(
         "default-src 'self'; script-src 'self'; style-src 'self'; \
          img-src 'self' data: blob:{extra}; connect-src 'self'{extra}; \
-         worker-src 'self' blob:; child-src 'self' blob:; font-src 'self'; \
+         worker-src 'self'; child-src 'self'; font-src 'self'; \
          object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
     )
 }
