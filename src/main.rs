@@ -215,22 +215,29 @@ impl WebArgs {
             );
             None
         };
-        if let Some(url) = &self.background_tiles
-            && !(url.contains("{z}") && url.contains("{x}") && url.contains("{y}"))
-        {
-            anyhow::bail!("--background-tiles needs {{z}}, {{x}} and {{y}} in the URL: {url}");
+        let background = self
+            .background_tiles
+            .clone()
+            .map(|url| chizu_server::Background {
+                url,
+                attribution: self.background_attribution.clone(),
+            });
+        if let Some(bg) = &background {
+            let url = &bg.url;
+            if !(url.contains("{z}") && url.contains("{x}") && url.contains("{y}")) {
+                anyhow::bail!("--background-tiles needs {{z}}, {{x}} and {{y}} in the URL: {url}");
+            }
+            if bg.origin().is_none() {
+                anyhow::bail!(
+                    "--background-tiles must be an http(s) URL with a plain host name: {url}"
+                );
+            }
         }
         Ok(ServerConfig {
             viewer_dir,
             styles_dir: self.styles.clone(),
             fonts: Arc::new(fonts),
-            background: self
-                .background_tiles
-                .clone()
-                .map(|url| chizu_server::Background {
-                    url,
-                    attribution: self.background_attribution.clone(),
-                }),
+            background,
             ..config
         })
     }

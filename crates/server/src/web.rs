@@ -44,8 +44,11 @@ impl Background {
     pub fn origin(&self) -> Option<String> {
         let (scheme, rest) = self.url.split_once("://")?;
         let host = rest.split('/').next()?;
-        (matches!(scheme, "http" | "https") && !host.is_empty())
-            .then(|| format!("{scheme}://{host}"))
+        let plain_host = !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+        (matches!(scheme, "http" | "https") && plain_host).then(|| format!("{scheme}://{host}"))
     }
 }
 
@@ -582,6 +585,33 @@ mod tests {
                 .count(),
             2
         );
+    }
+
+    #[test]
+    fn only_plain_background_origins_reach_the_policy() {
+        let origin = |url: &str| {
+            Background {
+                url: url.into(),
+                attribution: String::new(),
+            }
+            .origin()
+        };
+        assert_eq!(
+            origin("https://cyberjapandata.gsi.go.jp/xyz/pale/{z}/{x}/{y}.png").as_deref(),
+            Some("https://cyberjapandata.gsi.go.jp")
+        );
+        assert_eq!(
+            origin("http://10.0.0.5:8081/{z}/{x}/{y}.png").as_deref(),
+            Some("http://10.0.0.5:8081")
+        );
+        for bad in [
+            "https://a.example;script-src */{z}/{x}/{y}",
+            "https://a.example 'unsafe-inline'/{z}",
+            "file:///tiles/{z}/{x}/{y}.png",
+            "tiles/{z}/{x}/{y}.png",
+        ] {
+            assert_eq!(origin(bad), None, "{bad}");
+        }
     }
 
     #[test]
