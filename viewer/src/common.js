@@ -200,8 +200,7 @@ export function formatValue(value, field) {
   if (value == null || value === '') return '—';
   const label = field?.values?.[String(value)];
   if (label) return titleOf(label);
-  // No digit grouping: years, codes and lot numbers read wrong with it.
-  if (typeof value === 'number') return String(value);
+  // Numbers without digit grouping: years, codes and lot numbers read wrong with it.
   return String(value);
 }
 
@@ -400,7 +399,6 @@ export class MapController {
 
   /** "What is here": the features under a click, as a popup. */
   async showWhatIsHere(lngLat) {
-    if (this.map.getCanvas().style.cursor === 'crosshair') return;
     const params = new URLSearchParams({
       lon: lngLat.lng.toFixed(7),
       lat: lngLat.lat.toFixed(7),
