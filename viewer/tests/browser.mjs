@@ -223,7 +223,7 @@ async function staffMap() {
   const page = await context.newPage();
   const log = watch(page);
   const { pipe } = facts;
-  await page.goto(`${base}/staff#18/${pipe.lat}/${pipe.lon}`);
+  await page.goto(`${base}/staff#17/${pipe.lat}/${pipe.lon}`);
   await page.waitForSelector('#map[data-state=idle]', { timeout: 60_000 });
   await page.waitForSelector('#login:not([hidden])');
   await page.waitForSelector('#layer-list input[data-layer="parcels"]');
@@ -259,11 +259,11 @@ async function staffMap() {
   // The attribute query finds the known pipe in view.
   await page.selectOption('#query-layer', 'water_pipes');
   await page.fill('input[name="diameter_mm:min"]', String(pipe.diameter_mm));
-  await page.fill('input[name="diameter_mm:max"]', String(pipe.diameter_mm));
+  await page.fill('input[name="diameter_mm:max"]', String(pipe.diameter_mm + 200));
   // Material has a code list: the form offers it as a choice.
   await page.selectOption('select[name="material:eq"]', pipe.material);
-  await page.fill('input[name="install_year:min"]', String(pipe.install_year - 5));
-  await page.fill('input[name="install_year:max"]', String(pipe.install_year + 5));
+  await page.fill('input[name="install_year:min"]', String(pipe.install_year - 20));
+  await page.fill('input[name="install_year:max"]', String(pipe.install_year + 20));
   const [queryResponse] = await Promise.all([
     page.waitForResponse((r) => r.url().includes('/ogc/collections/water_pipes/items')),
     page.click('#query-form button[type=submit]'),
@@ -271,13 +271,15 @@ async function staffMap() {
   await page.waitForSelector('#query-results li');
   const rows = await page.locator('#query-results li').evaluateAll((items) => items.map((li) => ({
     id: Number(li.dataset.id),
-    diameter: li.querySelector('[data-field="diameter_mm"]')?.dataset.value,
+    diameter: Number(li.querySelector('[data-field="diameter_mm"]')?.dataset.value),
+    year: Number(li.querySelector('[data-field="install_year"]')?.dataset.value),
     material: li.querySelector('[data-field="material"]')?.dataset.value,
     materialLabel: li.querySelector('[data-field="material"]')?.textContent,
   })));
   check(rows.some((r) => r.id === pipe.id), `query lists pipe ${pipe.id}: ${JSON.stringify(rows.map((r) => r.id))}`);
   for (const r of rows) {
-    check(r.diameter === String(pipe.diameter_mm) && r.material === pipe.material, `every row matches the query: ${JSON.stringify(r)}`);
+    check(r.diameter >= pipe.diameter_mm && r.diameter <= pipe.diameter_mm + 200 && r.material === pipe.material
+      && Math.abs(r.year - pipe.install_year) <= 20, `every row matches the query: ${JSON.stringify(r)}`);
     check(r.materialLabel.includes(`(${pipe.material})`) && r.materialLabel !== pipe.material, `rows show the code's label: ${r.materialLabel}`);
   }
   const summary = await page.locator('#query-summary').innerText();
