@@ -4,7 +4,6 @@
 // No bundler: the pages are plain ES modules, so what is served is what is read.
 import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
-import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -23,17 +22,10 @@ for (const file of ['maplibre-gl-csp.js', 'maplibre-gl-csp-worker.js', 'maplibre
   cpSync(join(maplibre, file), join(dist, 'assets', 'vendor', file));
 }
 
-// Each page names its assets with a content hash, so a new build is never
-// mixed with cached files of the old one.
-const version = createHash('sha256');
-for (const file of ['common.js', 'public.js', 'staff.js', 'chizu.css']) version.update(readFileSync(join(src, file)));
-version.update(JSON.parse(readFileSync(join(root, 'node_modules', 'maplibre-gl', 'package.json'), 'utf8')).version);
-const tag = version.digest('hex').slice(0, 12);
-for (const page of ['index.html', 'staff.html']) {
-  const html = readFileSync(join(src, page), 'utf8')
-    .replace(/(href|src)="\/assets\/([^"?]+\.(?:js|css))"/g, `$1="/assets/$2?v=${tag}"`);
-  writeFileSync(join(dist, page), html);
-}
+// The pages as they are: chizu answers assets with `Cache-Control: no-cache`,
+// so browsers revalidate every file (304 when unchanged) and never mix builds.
+for (const page of ['index.html', 'staff.html']) cpSync(join(src, page), join(dist, page));
+
 // Gzipped copies beside the assets: chizu serves them to browsers that accept
 // gzip (MapLibre is ~1 MB as is, ~270 kB gzipped), with no compression work
 // per request.
@@ -49,4 +41,4 @@ for (const dir of [join(dist, 'assets'), join(dist, 'assets', 'vendor')]) {
     zipped += gz.length;
   }
 }
-console.log(`viewer built in ${dist} (assets ${tag}: ${(raw / 1024).toFixed(0)} KiB, ${(zipped / 1024).toFixed(0)} KiB gzipped)`);
+console.log(`viewer built in ${dist} (assets: ${(raw / 1024).toFixed(0)} KiB, ${(zipped / 1024).toFixed(0)} KiB gzipped)`);

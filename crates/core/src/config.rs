@@ -199,6 +199,20 @@ pub struct FieldDef {
 }
 
 impl FieldDef {
+    /// A plain field: no title, not required, searchable or personal, no code list.
+    pub fn new(name: impl Into<String>, ty: FieldType) -> FieldDef {
+        FieldDef {
+            name: name.into(),
+            ty,
+            title: None,
+            source: None,
+            required: false,
+            searchable: false,
+            personal: false,
+            values: BTreeMap::new(),
+        }
+    }
+
     pub fn source_name(&self) -> &str {
         self.source.as_deref().unwrap_or(&self.name)
     }

@@ -1061,16 +1061,7 @@ mod tests {
                 FieldType::Text,
                 FieldType::Text,
             ])
-            .map(|(n, ty)| FieldDef {
-                name: n.to_string(),
-                ty,
-                title: None,
-                source: None,
-                required: false,
-                searchable: false,
-                personal: false,
-                values: Default::default(),
-            })
+            .map(|(n, ty)| FieldDef::new(*n, ty))
             .collect()
     }
 

@@ -515,16 +515,7 @@ mod tests {
     use chizu_core::FieldType;
 
     fn field(name: &str) -> FieldDef {
-        FieldDef {
-            name: name.into(),
-            ty: FieldType::Text,
-            title: None,
-            source: None,
-            required: false,
-            searchable: false,
-            personal: false,
-            values: Default::default(),
-        }
+        FieldDef::new(name, FieldType::Text)
     }
 
     #[test]

@@ -131,16 +131,7 @@ mod tests {
     fn round_trip_keeps_geometry_and_japanese_text() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.geojson");
-        let fields = vec![FieldDef {
-            name: "route".into(),
-            ty: FieldType::Text,
-            title: None,
-            source: None,
-            required: false,
-            searchable: false,
-            personal: false,
-            values: Default::default(),
-        }];
+        let fields = vec![FieldDef::new("route", FieldType::Text)];
         let f = Feature {
             id: 1,
             geometry: geo::wkt!(LINESTRING(-84000.5 11000.25, -83990.0 11010.0)).into(),

@@ -148,67 +148,54 @@ fn load_outline(path: &Path) -> Result<Polygon<f64>, SamplesError> {
     Ok(largest)
 }
 
-pub fn field(name: &str, ty: FieldType) -> FieldDef {
-    FieldDef {
-        name: name.into(),
-        ty,
-        title: None,
-        source: None,
-        required: false,
-        searchable: false,
-        personal: false,
-        values: Default::default(),
-    }
-}
-
 fn parcel_fields() -> Vec<FieldDef> {
     vec![
-        field("chiban", FieldType::Text),
-        field("oaza", FieldType::Text),
-        field("aza", FieldType::Text),
-        field("chimoku", FieldType::Text),
-        field("area_m2", FieldType::Float),
-        field("owner_name", FieldType::Text),
+        FieldDef::new("chiban", FieldType::Text),
+        FieldDef::new("oaza", FieldType::Text),
+        FieldDef::new("aza", FieldType::Text),
+        FieldDef::new("chimoku", FieldType::Text),
+        FieldDef::new("area_m2", FieldType::Float),
+        FieldDef::new("owner_name", FieldType::Text),
     ]
 }
 
 fn road_fields() -> Vec<FieldDef> {
     vec![
-        field("route_name", FieldType::Text),
-        field("road_class", FieldType::Text),
-        field("width_m", FieldType::Float),
-        field("manager", FieldType::Text),
-        field("surface", FieldType::Text),
-        field("last_inspected", FieldType::Date),
+        FieldDef::new("route_name", FieldType::Text),
+        FieldDef::new("road_class", FieldType::Text),
+        FieldDef::new("width_m", FieldType::Float),
+        FieldDef::new("manager", FieldType::Text),
+        FieldDef::new("surface", FieldType::Text),
+        FieldDef::new("last_inspected", FieldType::Date),
     ]
 }
 
 fn pipe_fields() -> Vec<FieldDef> {
     vec![
-        field("network", FieldType::Text),
-        field("diameter_mm", FieldType::Integer),
-        field("material", FieldType::Text),
-        field("install_year", FieldType::Integer),
-        field("pressure_class", FieldType::Text),
+        FieldDef::new("network", FieldType::Text),
+        FieldDef::new("diameter_mm", FieldType::Integer),
+        FieldDef::new("material", FieldType::Text),
+        FieldDef::new("install_year", FieldType::Integer),
+        FieldDef::new("pressure_class", FieldType::Text),
     ]
 }
 
 fn zoning_fields() -> Vec<FieldDef> {
     vec![
-        field("youto", FieldType::Text),
-        field("youto_code", FieldType::Integer),
-        field("kenpei_pct", FieldType::Integer),
-        field("youseki_pct", FieldType::Integer),
-        field("fire_zone", FieldType::Text),
+        FieldDef::new("youto", FieldType::Text),
+        FieldDef::new("youto_code", FieldType::Integer),
+        FieldDef::new("kenpei_pct", FieldType::Integer),
+        FieldDef::new("youseki_pct", FieldType::Integer),
+        FieldDef::new("fire_zone", FieldType::Text),
     ]
 }
 
 fn hazard_fields() -> Vec<FieldDef> {
     vec![
-        field("hazard_type", FieldType::Text),
-        field("rank", FieldType::Integer),
-        field("label", FieldType::Text),
-        field("status", FieldType::Text),
+        FieldDef::new("hazard_type", FieldType::Text),
+        FieldDef::new("rank", FieldType::Integer),
+        FieldDef::new("label", FieldType::Text),
+        FieldDef::new("status", FieldType::Text),
     ]
 }
 

@@ -59,9 +59,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", get(web::public_page))
         .route("/staff", get(web::staff_page));
     let router = match &state.config.viewer_dir {
+        // Revalidated on every load (304 when unchanged), so a new build is
+        // picked up at once.
         Some(dir) => router.nest_service(
             "/assets",
-            tower_http::services::ServeDir::new(dir.join("assets")).precompressed_gzip(),
+            tower::ServiceBuilder::new()
+                .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-cache"),
+                ))
+                .service(
+                    tower_http::services::ServeDir::new(dir.join("assets")).precompressed_gzip(),
+                ),
         ),
         None => router,
     };

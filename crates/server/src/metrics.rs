@@ -231,14 +231,19 @@ pub async fn metrics(State(state): State<Arc<AppState>>, ctx: Ctx) -> Result<Res
             ),
         ],
     );
-    let layers = state.layers();
+    // Per-layer series go through the caller's view like every other output.
+    let all_layers = state.layers();
+    let layers: Vec<_> = all_layers
+        .values()
+        .filter(|l| ctx.view.layer(&l.meta.config.id).is_some())
+        .collect();
     section(
         &mut out,
         "chizu_layer_version",
         "gauge",
         "Data version served, per layer.",
         layers
-            .values()
+            .iter()
             .map(|l| {
                 format!(
                     "chizu_layer_version{{layer=\"{}\"}} {}",
@@ -253,7 +258,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>, ctx: Ctx) -> Result<Res
         "gauge",
         "Features served, per layer.",
         layers
-            .values()
+            .iter()
             .map(|l| {
                 format!(
                     "chizu_layer_features{{layer=\"{}\"}} {}",

@@ -111,7 +111,7 @@ pub struct AppState {
     /// Counters for `/metrics`.
     pub metrics: crate::metrics::Metrics,
     /// The Content-Security-Policy header of every response.
-    pub csp: String,
+    pub csp: axum::http::HeaderValue,
     /// Feature count and bounds of a layer as one view sees it (row filters).
     summaries: moka::sync::Cache<(String, u64, String), (u64, Option<Bounds>)>,
 }
@@ -130,7 +130,12 @@ impl AppState {
             .max_capacity(config.tile_cache_bytes)
             .build();
         let audit = AuditLog::start(auth.pool().clone());
-        let csp = crate::web::content_security_policy(config.background.as_ref());
+        // Built once: it goes on every response. Background origins are
+        // checked to be plain host names, so the value is always a valid header.
+        let csp = axum::http::HeaderValue::from_str(&crate::web::content_security_policy(
+            config.background.as_ref(),
+        ))
+        .unwrap_or(axum::http::HeaderValue::from_static("default-src 'self'"));
         let state = Arc::new(AppState {
             config,
             store,

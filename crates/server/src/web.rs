@@ -400,14 +400,8 @@ pub async fn security_headers(
     request: Request<Body>,
     next: Next,
 ) -> Response {
-    let is_asset = request.uri().path().starts_with("/assets/");
     let mut response = next.run(request).await;
     let h = response.headers_mut();
-    if is_asset {
-        // Revalidated on every load (304 when unchanged), so a new build is
-        // picked up at once.
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -421,9 +415,7 @@ pub async fn security_headers(
         "cross-origin-opener-policy",
         HeaderValue::from_static("same-origin"),
     );
-    if let Ok(csp) = HeaderValue::from_str(&state.csp) {
-        h.insert(header::CONTENT_SECURITY_POLICY, csp);
-    }
+    h.insert(header::CONTENT_SECURITY_POLICY, state.csp.clone());
     response
 }
 

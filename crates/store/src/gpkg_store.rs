@@ -107,15 +107,32 @@ impl GpkgStore {
         })
     }
 
-    async fn layer_row(&self, id: &str) -> Result<StoredLayer, StoreError> {
+    async fn layer_row<'e, E>(&self, executor: E, id: &str) -> Result<StoredLayer, StoreError>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+    {
         let row = sqlx::query(LAYER_SELECT_ONE)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(executor)
             .await
             .map_err(|e| self.db(e))?
             .ok_or_else(|| StoreError::UnknownLayer(id.to_string()))?;
         self.row_to_layer(&row)
     }
+}
+
+/// Every feature row of a layer, in the column order `decode_row` reads.
+fn features_sql(meta: &StoredLayer) -> String {
+    let columns: String = meta
+        .config
+        .fields
+        .iter()
+        .map(|f| format!(", {}", quote(&f.name)))
+        .collect();
+    format!(
+        "SELECT fid, geom{columns} FROM {} ORDER BY fid",
+        quote(&meta.config.id)
+    )
 }
 
 const LAYER_SELECT: &str = "SELECT l.*, c.min_x, c.min_y, c.max_x, c.max_y FROM chizu_layers l LEFT JOIN gpkg_contents c ON c.table_name = l.id";
@@ -143,26 +160,11 @@ impl Store for GpkgStore {
         // One read transaction: the metadata and the rows belong to the same version.
         let mut conn = self.pool.acquire().await.map_err(|e| self.db(e))?;
         let mut tx = conn.begin().await.map_err(|e| self.db(e))?;
-        let row = sqlx::query(LAYER_SELECT_ONE)
-            .bind(id)
-            .fetch_optional(&mut *tx)
+        let meta = self.layer_row(&mut *tx, id).await?;
+        let rows = sqlx::query(&features_sql(&meta))
+            .fetch_all(&mut *tx)
             .await
-            .map_err(|e| self.db(e))?
-            .ok_or_else(|| StoreError::UnknownLayer(id.to_string()))?;
-        let meta = self.row_to_layer(&row)?;
-        let columns: String = meta
-            .config
-            .fields
-            .iter()
-            .map(|f| format!(", {}", quote(&f.name)))
-            .collect();
-        let rows = sqlx::query(&format!(
-            "SELECT fid, geom{columns} FROM {} ORDER BY fid",
-            quote(id)
-        ))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(|e| self.db(e))?;
+            .map_err(|e| self.db(e))?;
         tx.commit().await.map_err(|e| self.db(e))?;
         let features = rows
             .iter()
@@ -214,21 +216,22 @@ impl GpkgStore {
         sink: tokio::sync::mpsc::Sender<Feature>,
     ) -> Result<StoredLayer, StoreError> {
         use futures::TryStreamExt;
-        let meta = self.layer_row(id).await?;
-        let columns: String = meta
-            .config
-            .fields
-            .iter()
-            .map(|f| format!(", {}", quote(&f.name)))
-            .collect();
-        let sql = format!("SELECT fid, geom{columns} FROM {} ORDER BY fid", quote(id));
-        let mut rows = sqlx::query(&sql).fetch(&self.pool);
-        while let Some(row) = rows.try_next().await.map_err(|e| self.db(e))? {
-            let feature = self.decode_row(id, &meta, &row)?;
-            if sink.send(feature).await.is_err() {
-                break;
+        // One read transaction, as in `load`: an ingest committing meanwhile
+        // cannot pair this version's metadata with the next version's rows.
+        let mut conn = self.pool.acquire().await.map_err(|e| self.db(e))?;
+        let mut tx = conn.begin().await.map_err(|e| self.db(e))?;
+        let meta = self.layer_row(&mut *tx, id).await?;
+        let sql = features_sql(&meta);
+        {
+            let mut rows = sqlx::query(&sql).fetch(&mut *tx);
+            while let Some(row) = rows.try_next().await.map_err(|e| self.db(e))? {
+                let feature = self.decode_row(id, &meta, &row)?;
+                if sink.send(feature).await.is_err() {
+                    break;
+                }
             }
         }
+        tx.commit().await.map_err(|e| self.db(e))?;
         Ok(meta)
     }
 
@@ -377,6 +380,6 @@ impl GpkgStore {
 
     /// The recorded metadata of one layer.
     pub async fn layer(&self, id: &str) -> Result<StoredLayer, StoreError> {
-        self.layer_row(id).await
+        self.layer_row(&self.pool, id).await
     }
 }
