@@ -192,15 +192,21 @@ pub async fn publish(store: &Path, roles: Vec<String>, out: &Path) -> Result<()>
     let layers = source.layers().await?;
     let caller = Caller::roles(roles.clone());
     let view = View::for_caller(&caller, layers.iter().map(|l| &l.config));
-    let target = GpkgStore::open(out, true).await?;
+    // Without a write-ahead log: the file is complete in itself, to be copied
+    // to the internet-facing server as it is.
+    let target = GpkgStore::open_with(out, true, false).await?;
     for layer_view in view.layers() {
         let snapshot = source.load(&layer_view.id).await?;
         let mut config = snapshot.meta.config.clone();
+        // Ids are numbered again from 1, so that gaps cannot tell where the
+        // rows the audience may not see were.
         let features: Vec<chizu_core::Feature> = snapshot
             .features
             .into_iter()
             .filter(|f| layer_view.admits(&f.properties))
-            .map(|mut f| {
+            .enumerate()
+            .map(|(n, mut f)| {
+                f.id = n as u64 + 1;
                 f.properties = layer_view
                     .fields
                     .iter()
@@ -226,8 +232,12 @@ pub async fn publish(store: &Path, roles: Vec<String>, out: &Path) -> Result<()>
             stored: features.len(),
             ..Default::default()
         };
+        // The hash of the source file would fingerprint rows and fields the
+        // audience may not see: the published layer carries the hash of what
+        // was published instead.
+        let published_sha256 = content_sha256(&features);
         target
-            .replace_layer(&config, &features, &report, &snapshot.meta.source_sha256)
+            .replace_layer(&config, &features, &report, &published_sha256)
             .await?;
         println!(
             "{}: {} features, fields {}",
@@ -243,6 +253,21 @@ pub async fn publish(store: &Path, roles: Vec<String>, out: &Path) -> Result<()>
         caller.roles.iter().cloned().collect::<Vec<_>>().join(", ")
     );
     Ok(())
+}
+
+/// SHA-256 over the features as published: geometry and attribute values.
+fn content_sha256(features: &[chizu_core::Feature]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for f in features {
+        hash.update(chizu_core::cql2::wkt::to_wkt(&f.geometry).as_bytes());
+        for v in &f.properties {
+            hash.update(v.to_json().to_string().as_bytes());
+            hash.update([0x1f]);
+        }
+        hash.update([0x1e]);
+    }
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `90d`, `12h`, `30m`, `45s`.
@@ -323,7 +348,8 @@ pub async fn export(
     let compiled = match &filter {
         None => None,
         Some(text) => {
-            let expr = chizu_core::cql2::parse(text)?;
+            let expr =
+                chizu_core::cql2::parse(text).map_err(|e| anyhow::anyhow!("--filter: {e}"))?;
             for p in expr.properties() {
                 if !config
                     .field_index(p)
@@ -334,7 +360,7 @@ pub async fn export(
             }
             Some(
                 expr.compile(&config.fields)
-                    .map_err(|p| anyhow::anyhow!("unknown property `{p}`"))?,
+                    .map_err(|e| anyhow::anyhow!("--filter: {e}"))?,
             )
         }
     };

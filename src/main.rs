@@ -180,6 +180,24 @@ struct WebArgs {
         default_value = "地理院タイル (GSI Tiles)"
     )]
     background_attribution: String,
+    /// Reverse proxies (addresses or networks, comma-separated) whose
+    /// X-Forwarded-For names the client; from anyone else it is ignored.
+    #[arg(long, env = "CHIZU_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxy: Vec<chizu_server::IpNet>,
+    /// Origins allowed to call the API from other web sites (CORS); none by default.
+    #[arg(long, env = "CHIZU_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origin: Vec<String>,
+    /// Seconds of work one query (filter, point query, search) may take.
+    #[arg(long, env = "CHIZU_QUERY_BUDGET", default_value_t = 5.0)]
+    query_budget: f64,
+    /// Requests in flight from one client address.
+    #[arg(long, env = "CHIZU_PER_CLIENT", default_value_t = 64)]
+    per_client: usize,
+}
+
+/// Whether an origin would not make a valid header value.
+fn axum_origin_invalid(origin: &str) -> bool {
+    origin.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 const DEFAULT_FONTS: [&str; 2] = [
@@ -233,11 +251,30 @@ impl WebArgs {
                 );
             }
         }
+        for origin in &self.cors_origin {
+            let valid = origin.starts_with("http://") || origin.starts_with("https://");
+            if !valid || origin.ends_with('/') || axum_origin_invalid(origin) {
+                anyhow::bail!(
+                    "--cors-origin takes origins such as https://www.city.example.jp: {origin}"
+                );
+            }
+        }
+        if !(self.query_budget > 0.0 && self.query_budget <= 600.0) {
+            anyhow::bail!("--query-budget is seconds between 0 and 600");
+        }
+        let limits = chizu_server::RequestLimits {
+            trusted_proxies: self.trusted_proxy.clone(),
+            cors_origins: self.cors_origin.clone(),
+            query_budget: std::time::Duration::from_secs_f64(self.query_budget),
+            per_client: self.per_client.max(1),
+            ..config.limits.clone()
+        };
         Ok(ServerConfig {
             viewer_dir,
             styles_dir: self.styles.clone(),
             fonts: Arc::new(fonts),
             background,
+            limits,
             ..config
         })
     }

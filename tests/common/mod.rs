@@ -175,6 +175,10 @@ impl Server {
         get(&format!("{}{path}", self.base), &[])
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Response {
         get(&format!("{}{path}", self.base), headers)
     }
@@ -274,4 +278,14 @@ pub fn tile_of(lon: f64, lat: f64, z: u8) -> (u8, u32, u32) {
     let (mx, my) = chizu_core::tile::lonlat_to_mercator(lon, lat);
     let t = chizu_core::TileCoord::containing(z, mx, my);
     (z, t.x(), t.y())
+}
+
+/// Percent-encodes a query value (everything but unreserved characters).
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -101,12 +101,19 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
+/// Argon2id with OWASP's minimum parameters (2025): 19 MiB of memory, two
+/// passes, one lane; version 0x13.
+fn argon2id() -> Argon2<'static> {
+    let params = argon2::Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+    Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+}
+
 /// A hash of a password nobody has, verified against when the user does not
 /// exist, so that unknown users and wrong passwords take the same time.
 fn decoy_hash() -> &'static str {
     static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DECOY.get_or_init(|| {
-        Argon2::default()
+        argon2id()
             .hash_password(b"decoy password that no user has")
             .map(|h| h.to_string())
             .unwrap_or_default()
@@ -129,7 +136,7 @@ impl AuthDb {
         if password.chars().count() < 10 {
             return Err(AuthError::WeakPassword);
         }
-        Argon2::default()
+        argon2id()
             .hash_password(password.as_bytes())
             .map(|h| h.to_string())
             .map_err(|e| AuthError::Hash(e.to_string()))
@@ -240,12 +247,13 @@ impl AuthDb {
         .bind(name)
         .fetch_optional(&self.pool)
         .await?;
-        let hash = row
-            .as_ref()
-            .map(|r| r.1.clone())
-            .unwrap_or_else(|| decoy_hash().to_string());
+        let stored = row.as_ref().map(|r| r.1.clone());
         let password = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || {
+        // On the hashing threads: one check per core at a time, so a burst
+        // of logins queues instead of taking memory.
+        let ok = crate::hashing::run(move || {
+            // The parameters are read from the stored hash itself.
+            let hash = stored.unwrap_or_else(|| decoy_hash().to_string());
             Argon2::default()
                 .verify_password(password.as_bytes(), hash.as_str())
                 .is_ok()

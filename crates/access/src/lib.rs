@@ -8,6 +8,7 @@
 
 mod audit;
 mod auth;
+mod hashing;
 mod limiter;
 mod view;
 

@@ -1,76 +1,182 @@
-//! Slows down password guessing: failures are counted per user name and per
-//! client address in a sliding window; past a threshold, logins are refused
-//! until the window has passed (whatever the password).
+//! Slows down password guessing without locking owners out ("soft lockout",
+//! OWASP ASVS 2.2.1).
+//!
+//! Failures are counted per (user name, client address), per user name and
+//! per client address. Each counter allows some attempts freely; past that,
+//! every further attempt must wait twice as long as the one before (1 s,
+//! 2 s, 4 s, ... up to 15 minutes). A counter forgets 15 minutes after its
+//! last failure, and a successful login clears the user's counters.
+//!
+//! An attempt is *reserved* before the password is checked: the slot is taken
+//! under the lock, so forty concurrent guesses get exactly as many checks as
+//! one after the other would (five per user and address).
+//!
+//! An attacker guessing from one address slows down only the pair of that
+//! address and user name: the owner logging in from elsewhere is not held up
+//! until the per-user counter, which allows twenty, passes its own threshold.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+#[derive(Debug, Clone, Copy)]
+pub struct LimiterPolicy {
+    /// Attempts per (user, address) before delays start.
+    pub free_per_pair: u32,
+    /// Attempts per user name, from all addresses.
+    pub free_per_user: u32,
+    /// Attempts per address, for all user names.
+    pub free_per_addr: u32,
+    /// The first delay; each further failure doubles it.
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+    /// How long a counter remembers its last failure.
+    pub window: Duration,
+}
+
+impl Default for LimiterPolicy {
+    fn default() -> Self {
+        LimiterPolicy {
+            free_per_pair: 5,
+            free_per_user: 20,
+            free_per_addr: 20,
+            first_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(15 * 60),
+            window: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    failures: u32,
+    last: Instant,
+    next_allowed: Instant,
+}
+
+/// Most records each table keeps; past it, the ones not holding anybody up go.
+const MAX_RECORDS: usize = 100_000;
+
+struct Table<K> {
+    free: u32,
+    records: HashMap<K, Record>,
+}
+
+impl<K: Hash + Eq + Clone> Table<K> {
+    fn new(free: u32) -> Self {
+        Table {
+            free,
+            records: HashMap::new(),
+        }
+    }
+
+    fn live(&self, key: &K, now: Instant, window: Duration) -> Option<Record> {
+        self.records
+            .get(key)
+            .copied()
+            .filter(|r| now.duration_since(r.last) < window)
+    }
+
+    /// How long `key` must still wait.
+    fn wait(&self, key: &K, now: Instant, window: Duration) -> Option<Duration> {
+        let r = self.live(key, now, window)?;
+        (r.next_allowed > now).then(|| r.next_allowed - now)
+    }
+
+    fn count(&mut self, key: K, now: Instant, policy: &LimiterPolicy) {
+        let failures = self
+            .live(&key, now, policy.window)
+            .map_or(0, |r| r.failures)
+            + 1;
+        let delay = if failures < self.free {
+            Duration::ZERO
+        } else {
+            let doublings = (failures - self.free).min(30);
+            policy
+                .first_delay
+                .saturating_mul(1u32 << doublings)
+                .min(policy.max_delay)
+        };
+        self.records.insert(
+            key,
+            Record {
+                failures,
+                last: now,
+                next_allowed: now + delay,
+            },
+        );
+        if self.records.len() > MAX_RECORDS {
+            self.records
+                .retain(|_, r| now.duration_since(r.last) < policy.window && r.next_allowed > now);
+        }
+    }
+}
+
+struct Tables {
+    pairs: Table<(String, IpAddr)>,
+    users: Table<String>,
+    addrs: Table<IpAddr>,
+}
+
 pub struct LoginLimiter {
-    window: Duration,
-    per_user: u32,
-    per_addr: u32,
-    users: Mutex<HashMap<String, Vec<Instant>>>,
-    addrs: Mutex<HashMap<IpAddr, Vec<Instant>>>,
+    policy: LimiterPolicy,
+    tables: Mutex<Tables>,
 }
 
 impl Default for LoginLimiter {
     fn default() -> Self {
-        LoginLimiter::new(Duration::from_secs(15 * 60), 5, 20)
+        LoginLimiter::new(LimiterPolicy::default())
     }
 }
 
 impl LoginLimiter {
-    pub fn new(window: Duration, per_user: u32, per_addr: u32) -> Self {
+    pub fn new(policy: LimiterPolicy) -> Self {
         LoginLimiter {
-            window,
-            per_user,
-            per_addr,
-            users: Mutex::new(HashMap::new()),
-            addrs: Mutex::new(HashMap::new()),
+            tables: Mutex::new(Tables {
+                pairs: Table::new(policy.free_per_pair),
+                users: Table::new(policy.free_per_user),
+                addrs: Table::new(policy.free_per_addr),
+            }),
+            policy,
         }
     }
 
-    /// `Some(wait)` when this user or address must wait before trying again.
-    pub fn check(&self, user: &str, addr: IpAddr) -> Option<Duration> {
+    /// Reserves one attempt for `user` from `addr`, counted as a failure until
+    /// [`succeeded`](Self::succeeded) says otherwise; `Err(wait)` when the
+    /// attempt must wait (nothing is counted then).
+    pub fn reserve(&self, user: &str, addr: IpAddr) -> Result<(), Duration> {
         let now = Instant::now();
-        let wait = |list: Option<&Vec<Instant>>, limit: u32| -> Option<Duration> {
-            let recent: Vec<&Instant> = list?
-                .iter()
-                .filter(|t| now.duration_since(**t) < self.window)
-                .collect();
-            (recent.len() as u32 >= limit)
-                .then(|| self.window.saturating_sub(now.duration_since(*recent[0])))
-        };
-        let users = self.users.lock().unwrap_or_else(|p| p.into_inner());
-        let addrs = self.addrs.lock().unwrap_or_else(|p| p.into_inner());
-        wait(users.get(&user.to_lowercase()), self.per_user)
-            .or_else(|| wait(addrs.get(&addr), self.per_addr))
-    }
-
-    pub fn failed(&self, user: &str, addr: IpAddr) {
-        let now = Instant::now();
-        let window = self.window;
-        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
-        let list = users.entry(user.to_lowercase()).or_default();
-        list.retain(|t| now.duration_since(*t) < window);
-        list.push(now);
-        let mut addrs = self.addrs.lock().unwrap_or_else(|p| p.into_inner());
-        let list = addrs.entry(addr).or_default();
-        list.retain(|t| now.duration_since(*t) < window);
-        list.push(now);
-        // Bound memory under a spray of user names.
-        if users.len() > 100_000 {
-            users.retain(|_, l| l.last().is_some_and(|t| now.duration_since(*t) < window));
+        let user = user.to_lowercase();
+        let pair = (user.clone(), addr);
+        let window = self.policy.window;
+        let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let wait = [
+            t.pairs.wait(&pair, now, window),
+            t.users.wait(&user, now, window),
+            t.addrs.wait(&addr, now, window),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        if let Some(wait) = wait {
+            return Err(wait);
         }
+        t.pairs.count(pair, now, &self.policy);
+        t.users.count(user, now, &self.policy);
+        t.addrs.count(addr, now, &self.policy);
+        Ok(())
     }
 
-    pub fn succeeded(&self, user: &str) {
-        self.users
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&user.to_lowercase());
+    /// The password was right: the user's counters start again. The
+    /// address keeps its count (an attacker with an account of its own must
+    /// not be able to reset it).
+    pub fn succeeded(&self, user: &str, addr: IpAddr) {
+        let user = user.to_lowercase();
+        let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        t.pairs.records.remove(&(user.clone(), addr));
+        t.users.records.remove(&user);
     }
 }
 
@@ -78,26 +184,66 @@ impl LoginLimiter {
 mod tests {
     use super::*;
 
-    #[test]
-    fn locks_after_the_threshold_per_user_and_per_address() {
-        let l = LoginLimiter::new(Duration::from_secs(60), 3, 5);
-        let a: IpAddr = "127.0.0.1".parse().unwrap();
-        let b: IpAddr = "127.0.0.2".parse().unwrap();
-        for _ in 0..3 {
-            assert!(l.check("kato", a).is_none());
-            l.failed("kato", a);
+    fn policy() -> LimiterPolicy {
+        LimiterPolicy {
+            free_per_pair: 3,
+            free_per_user: 6,
+            free_per_addr: 5,
+            ..LimiterPolicy::default()
         }
-        assert!(l.check("kato", a).is_some());
+    }
+
+    #[test]
+    fn delays_start_after_the_free_attempts_and_double() {
+        let l = LoginLimiter::new(policy());
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        for _ in 0..3 {
+            assert!(l.reserve("kato", a).is_ok());
+        }
+        let wait = l.reserve("KATO", a).unwrap_err();
+        assert!(wait <= Duration::from_secs(1) && wait > Duration::from_millis(900));
+    }
+
+    #[test]
+    fn the_owner_elsewhere_is_not_locked_out() {
+        let l = LoginLimiter::new(policy());
+        let attacker: IpAddr = "10.0.0.1".parse().unwrap();
+        let owner: IpAddr = "10.0.0.2".parse().unwrap();
+        for _ in 0..3 {
+            l.reserve("kato", attacker).unwrap();
+        }
+        assert!(l.reserve("kato", attacker).is_err());
         assert!(
-            l.check("KATO", b).is_some(),
-            "per user, whatever the address"
+            l.reserve("kato", owner).is_ok(),
+            "another address still gets in"
         );
-        assert!(l.check("sato", b).is_none());
-        l.failed("sato", a);
-        l.failed("ito", a);
-        assert!(
-            l.check("endo", a).is_some(),
-            "per address, whatever the user"
-        );
+        l.succeeded("kato", owner);
+        assert!(l.reserve("kato", owner).is_ok());
+    }
+
+    #[test]
+    fn one_address_spraying_user_names_is_slowed() {
+        let l = LoginLimiter::new(policy());
+        let a: IpAddr = "10.0.0.3".parse().unwrap();
+        for i in 0..5 {
+            assert!(l.reserve(&format!("user{i}"), a).is_ok());
+        }
+        assert!(l.reserve("someone-else", a).is_err());
+    }
+
+    #[test]
+    fn concurrent_attempts_get_exactly_the_free_ones() {
+        let l = std::sync::Arc::new(LoginLimiter::new(LimiterPolicy::default()));
+        let a: IpAddr = "10.0.0.4".parse().unwrap();
+        let allowed: usize = (0..40)
+            .map(|_| {
+                let l = l.clone();
+                std::thread::spawn(move || l.reserve("kato", a).is_ok())
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap() as usize)
+            .sum();
+        assert_eq!(allowed, 5);
     }
 }

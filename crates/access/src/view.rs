@@ -71,7 +71,8 @@ impl LayerView {
 #[derive(Debug, Clone)]
 pub struct View {
     pub caller: Caller,
-    layers: BTreeMap<String, LayerView>,
+    /// Shared between callers with the same roles (views are cached per policy version).
+    layers: Arc<BTreeMap<String, LayerView>>,
 }
 
 impl View {
@@ -159,7 +160,17 @@ impl View {
         }
         View {
             caller: caller.clone(),
-            layers: out,
+            layers: Arc::new(out),
+        }
+    }
+
+    /// The same view for another caller with the same roles (a cached view,
+    /// handed to the next request): only the caller changes.
+    pub fn for_same_roles(&self, caller: &Caller) -> View {
+        debug_assert_eq!(caller.roles, self.caller.roles);
+        View {
+            caller: caller.clone(),
+            layers: self.layers.clone(),
         }
     }
 

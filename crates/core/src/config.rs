@@ -517,10 +517,10 @@ impl LayerConfig {
             }
             let parsed = crate::cql2::parse(filter)
                 .map_err(|e| ConfigError::invalid(file, &key, e.to_string()))?;
-            if let Err(name) = parsed.compile(&self.fields) {
+            if let Err(e) = parsed.compile(&self.fields) {
                 return bad(
                     &key,
-                    format!("the filter names `{name}`, which is not a field of this layer"),
+                    format!("{e}: the filter must name fields of this layer"),
                 );
             }
         }
@@ -671,7 +671,7 @@ fields = { owner_name = ["staff"] }
         assert!(parse(&with("public = \"chiban LIKE '1%'\"")).is_ok());
         let e = error_of(&with("public = \"chiban LIKE\""));
         assert!(
-            e.contains("access.rows.public") && e.contains("character"),
+            e.contains("access.rows.public") && e.contains("syntax error"),
             "{e}"
         );
         let e = error_of(&with("public = \"status = 'x'\""));

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod cql2;
 pub mod feature;
+pub mod search;
 pub mod tile;
 pub mod time;
 pub mod value;

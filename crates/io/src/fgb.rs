@@ -40,6 +40,22 @@ pub fn read(
     path: &Path,
     visit: &mut dyn FnMut(RawFeature) -> Result<(), IoError>,
 ) -> Result<(), IoError> {
+    // The flatgeobuf crate trusts the offsets inside the file and can panic
+    // on a damaged one (found by tests/fuzz_readers.rs): that is a damaged
+    // file, named as such, not a crash.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_unguarded(path, visit)))
+        .unwrap_or_else(|_| {
+            Err(IoError::format(
+                path,
+                "the file is damaged: its FlatGeobuf structure is inconsistent",
+            ))
+        })
+}
+
+fn read_unguarded(
+    path: &Path,
+    visit: &mut dyn FnMut(RawFeature) -> Result<(), IoError>,
+) -> Result<(), IoError> {
     let file = std::fs::File::open(path).map_err(|e| IoError::open(path, e))?;
     let mut reader = std::io::BufReader::new(file);
     let fgb = FgbReader::open(&mut reader)

@@ -449,10 +449,11 @@ fn rtree_triggers(table: &str) -> Vec<String> {
         .collect()
 }
 
-/// Writes a single-table GeoPackage file (as a city would hand one over).
+/// Writes a single-table GeoPackage file (as a city would hand one over),
+/// complete in its one file (no write-ahead log beside it).
 pub fn write_file(path: &Path, spec: &TableSpec<'_>, features: &[Feature]) -> Result<(), IoError> {
     run_async(move || async move {
-        let pool = open_pool(path, true).await?;
+        let pool = open_pool_with(path, true, false).await?;
         let mut conn = pool.acquire().await.map_err(|e| db_error(path, e))?;
         let mut tx = conn.begin().await.map_err(|e| db_error(path, e))?;
         write_table(&mut tx, spec, features).await?;

@@ -2,12 +2,12 @@
 //! SameSite=Strict cookie.
 
 use crate::caller::{Ctx, SESSION_COOKIE, session_cookie};
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, ClientAddr};
 use axum::Json;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 #[derive(serde::Deserialize)]
@@ -22,10 +22,11 @@ pub async fn login(
     State(state): State<Arc<AppState>>,
     request: Request,
 ) -> Result<Response, ApiError> {
+    // Decided once per request by the limits middleware (trusted proxies).
     let addr: IpAddr = request
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+        .get::<ClientAddr>()
+        .map(|c| c.0)
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let is_json = request
         .headers()
@@ -34,7 +35,11 @@ pub async fn login(
         .is_some_and(|v| v.starts_with("application/json"));
     let body = axum::body::to_bytes(request.into_body(), MAX_BODY)
         .await
-        .map_err(|_| ApiError::bad_request("the request body is too large"))?;
+        .map_err(|_| ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            title: "Content Too Large",
+            detail: format!("a login is at most {MAX_BODY} bytes"),
+        })?;
     let credentials: Credentials = if is_json {
         serde_json::from_slice(&body)
             .map_err(|_| ApiError::bad_request("send {\"username\": ..., \"password\": ...}"))?
@@ -42,19 +47,25 @@ pub async fn login(
         serde_urlencoded_form(&body)
             .ok_or_else(|| ApiError::bad_request("send the form fields username and password"))?
     };
-    if let Some(wait) = state.limiter.check(&credentials.username, addr) {
+    // User names are at most 64 characters: nothing longer is kept in memory.
+    if credentials.username.is_empty() || credentials.username.chars().count() > 64 {
+        return Err(ApiError::bad_request("a user name has 1 to 64 characters"));
+    }
+    // The attempt is reserved before the password is checked, so concurrent
+    // guesses cannot slip past the count.
+    if let Err(wait) = state.limiter.reserve(&credentials.username, addr) {
         let mut response = ApiError {
             status: StatusCode::TOO_MANY_REQUESTS,
             title: "Too Many Requests",
             detail: format!(
                 "too many failed logins; try again in {} seconds",
-                wait.as_secs().max(1)
+                retry_after_secs(wait)
             ),
         }
         .into_response();
         response.headers_mut().insert(
             header::RETRY_AFTER,
-            HeaderValue::from(wait.as_secs().max(1)),
+            HeaderValue::from(retry_after_secs(wait)),
         );
         return Ok(response);
     }
@@ -64,7 +75,6 @@ pub async fn login(
         .await
         .map_err(|e| ApiError::internal("login", e))?;
     let Some(user) = user else {
-        state.limiter.failed(&credentials.username, addr);
         state
             .metrics
             .logins_failed
@@ -76,7 +86,7 @@ pub async fn login(
             detail: "wrong user name or password".into(),
         });
     };
-    state.limiter.succeeded(&user.name);
+    state.limiter.succeeded(&credentials.username, addr);
     state
         .metrics
         .logins_succeeded
@@ -105,6 +115,10 @@ pub async fn login(
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    (wait.as_millis().div_ceil(1000) as u64).max(1)
 }
 
 /// Parses `username=..&password=..` (application/x-www-form-urlencoded).

@@ -78,6 +78,16 @@ pub struct ExportRequest {
     pub area: String,
 }
 
+/// The answer to a caller who may read a layer but not export it.
+pub fn forbidden(layer: &str) -> ApiError {
+    let shown: String = layer.chars().take(64).collect();
+    ApiError {
+        status: StatusCode::FORBIDDEN,
+        title: "Forbidden",
+        detail: format!("your roles may read `{shown}` but not export it"),
+    }
+}
+
 pub async fn respond(
     state: &AppState,
     ctx: &Ctx,
@@ -85,11 +95,7 @@ pub async fn respond(
 ) -> Result<Response, ApiError> {
     let c = req.index.meta.config.clone();
     if !req.view.can_export {
-        return Err(ApiError {
-            status: StatusCode::FORBIDDEN,
-            title: "Forbidden",
-            detail: format!("your roles may read `{}` but not export it", c.id),
-        });
+        return Err(forbidden(&c.id));
     }
     let epsg = req.crs.epsg.unwrap_or(4326);
     let encoding = match (req.format, req.encoding.as_deref()) {

@@ -10,6 +10,7 @@ mod caller;
 pub mod crs;
 mod error;
 mod export;
+mod limits;
 mod lookup;
 mod metrics;
 mod ogc;
@@ -17,9 +18,11 @@ mod openapi;
 mod state;
 mod tiles;
 mod web;
+mod work;
 
 pub use caller::{Ctx, SESSION_COOKIE};
 pub use error::ApiError;
+pub use limits::{ClientAddr, IpNet, RequestLimits};
 pub use state::{AppState, CachedTile, ServerConfig};
 pub use tiles::render as render_tile;
 pub use web::{Background, style_for_view};
@@ -35,29 +38,29 @@ use std::sync::Arc;
 /// The whole API as one router.
 pub fn router(state: Arc<AppState>) -> Router {
     let router = Router::new()
-        .route("/health", get(health))
-        .route("/metrics", get(metrics::metrics))
-        .route("/catalog", get(catalog))
-        .route("/auth/login", post(auth::login))
-        .route("/auth/logout", post(auth::logout))
-        .route("/auth/me", get(auth::me))
-        .route("/query/point", get(lookup::point))
-        .route("/search", get(lookup::search))
-        .route("/ogc", get(ogc::landing))
-        .route("/ogc/", get(ogc::landing))
-        .route("/ogc/conformance", get(ogc::conformance))
-        .route("/ogc/api", get(openapi::api))
-        .route("/ogc/collections", get(ogc::collections))
-        .route("/ogc/collections/{id}", get(ogc::collection))
-        .route("/ogc/collections/{id}/queryables", get(ogc::queryables))
-        .route("/ogc/collections/{id}/items", get(ogc::items))
-        .route("/ogc/collections/{id}/items/{fid}", get(ogc::item))
-        .route("/tiles/{file}", get(tiles::tilejson))
-        .route("/tiles/{layers}/{z}/{x}/{y}", get(tiles::tile))
-        .route("/styles/{file}", get(web::style))
-        .route("/fonts/{stack}/{range}", get(web::glyphs))
-        .route("/", get(web::public_page))
-        .route("/staff", get(web::staff_page));
+        .route("/health", reads(health))
+        .route("/metrics", reads(metrics::metrics))
+        .route("/catalog", reads(catalog))
+        .route("/auth/login", posts(auth::login))
+        .route("/auth/logout", posts(auth::logout))
+        .route("/auth/me", reads(auth::me))
+        .route("/query/point", reads(lookup::point))
+        .route("/search", reads(lookup::search))
+        .route("/ogc", reads(ogc::landing))
+        .route("/ogc/", reads(ogc::landing))
+        .route("/ogc/conformance", reads(ogc::conformance))
+        .route("/ogc/api", reads(openapi::api))
+        .route("/ogc/collections", reads(ogc::collections))
+        .route("/ogc/collections/{id}", reads(ogc::collection))
+        .route("/ogc/collections/{id}/queryables", reads(ogc::queryables))
+        .route("/ogc/collections/{id}/items", reads(ogc::items))
+        .route("/ogc/collections/{id}/items/{fid}", reads(ogc::item))
+        .route("/tiles/{file}", reads(tiles::tilejson))
+        .route("/tiles/{layers}/{z}/{x}/{y}", reads(tiles::tile))
+        .route("/styles/{file}", reads(web::style))
+        .route("/fonts/{stack}/{range}", reads(web::glyphs))
+        .route("/", reads(web::public_page))
+        .route("/staff", reads(web::staff_page));
     let router = match &state.config.viewer_dir {
         // Revalidated on every load (304 when unchanged), so a new build is
         // picked up at once.
@@ -74,17 +77,77 @@ pub fn router(state: Arc<AppState>) -> Router {
         ),
         None => router,
     };
+    let limits = &state.config.limits;
+    let cors = (!limits.cors_origins.is_empty()).then(|| {
+        let origins: Vec<HeaderValue> = (limits.cors_origins.iter())
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([axum::http::Method::GET, axum::http::Method::HEAD])
+            .max_age(std::time::Duration::from_secs(3600))
+    });
+    // Logins and logouts from other sites are refused (Sec-Fetch-Site, Origin).
+    let mut csrf = tower_http::csrf::CsrfLayer::new();
+    if let Some(url) = &state.config.public_url
+        && let Ok(with_origin) = csrf.clone().add_trusted_origin(url.trim_end_matches('/'))
+    {
+        csrf = with_origin;
+    }
+    // Innermost first: each `layer` wraps everything above it.
     router
         .fallback(|| async { ApiError::not_found("no such resource") })
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            limits.max_body_bytes,
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            limits.timeout,
+        ))
+        .layer(csrf)
+        .layer(tower::util::option_layer(cors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            web::security_headers,
+            limits::guard,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::count_requests,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            web::security_headers,
+        ))
         .with_state(state)
+}
+
+/// A resource read with GET (and HEAD); OPTIONS says so.
+fn reads<H: axum::handler::Handler<T, Arc<AppState>>, T: 'static>(
+    handler: H,
+) -> axum::routing::MethodRouter<Arc<AppState>> {
+    get(handler).options(allow("GET, HEAD, OPTIONS"))
+}
+
+/// A resource that takes POST; OPTIONS says so.
+fn posts<H: axum::handler::Handler<T, Arc<AppState>>, T: 'static>(
+    handler: H,
+) -> axum::routing::MethodRouter<Arc<AppState>> {
+    post(handler).options(allow("POST, OPTIONS"))
+}
+
+/// The answer to `OPTIONS`: which methods the resource has.
+fn allow(
+    methods: &'static str,
+) -> impl Fn() -> std::future::Ready<axum::response::Response> + Clone + Send + Sync + 'static {
+    move || {
+        std::future::ready(
+            (
+                axum::http::StatusCode::NO_CONTENT,
+                [(header::ALLOW, methods)],
+            )
+                .into_response(),
+        )
+    }
 }
 
 /// Serves the API on `listener` until `shutdown` completes.

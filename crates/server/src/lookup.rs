@@ -2,14 +2,16 @@
 //! both through the caller's view.
 
 use crate::caller::Ctx;
+use crate::work::Budget;
 use crate::{ApiError, AppState};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use chizu_access::LayerView;
+use chizu_core::search::normalize;
 use chizu_core::tile::lonlat_to_mercator;
-use chizu_core::{Bounds, GeometryKind, Value};
+use chizu_core::{Bounds, GeometryKind};
 use chizu_store::{IndexedFeature, LayerIndex};
 use geo::{BoundingRect, Contains, Point};
 use serde::Deserialize;
@@ -77,43 +79,69 @@ pub async fn point(
         return Err(ApiError::bad_request("zoom must be within 0..24"));
     }
     let layers = state.layers();
-    let here = Point::new(q.lon, q.lat);
+    let view = ctx.view.clone();
+    let (lon, lat, zoom) = (q.lon, q.lat, q.zoom);
+    let (out, audits) = state
+        .work
+        .run(move |budget| point_hits(&layers, &view, lon, lat, zoom, budget))
+        .await?;
+    for (index, view, n) in audits {
+        audit(&state, &ctx, &index, &view, format!("point {lon} {lat}"), n);
+    }
+    let mut r = Json(json!({ "lon": q.lon, "lat": q.lat, "layers": out })).into_response();
+    crate::private_unless_anonymous(&ctx, r.headers_mut());
+    Ok(r)
+}
+
+/// Per layer that answered: (layer, its view, number of features), for the audit log.
+type Audits = Vec<(Arc<LayerIndex>, LayerView, usize)>;
+
+/// The work of `/query/point`, off the async runtime.
+fn point_hits(
+    layers: &crate::state::Layers,
+    view: &chizu_access::View,
+    lon: f64,
+    lat: f64,
+    zoom: f64,
+    budget: &Budget,
+) -> Result<(Vec<serde_json::Value>, Audits), ApiError> {
+    let here = Point::new(lon, lat);
     // Metres per pixel of MapLibre's 512-pixel tiles at this zoom and latitude.
-    let tolerance_m = TOLERANCE_PX * 78_271.517 * q.lat.to_radians().cos() / 2f64.powf(q.zoom);
-    let (mx, my) = lonlat_to_mercator(q.lon, q.lat);
-    let margin = TOLERANCE_PX * 78_271.517 / 2f64.powf(q.zoom);
+    let tolerance_m = TOLERANCE_PX * 78_271.517 * lat.to_radians().cos() / 2f64.powf(zoom);
+    let (mx, my) = lonlat_to_mercator(lon, lat);
+    let margin = TOLERANCE_PX * 78_271.517 / 2f64.powf(zoom);
     let mut out = Vec::new();
-    for view in ctx.view.layers() {
+    let mut audits = Vec::new();
+    for view in view.layers() {
         let Some(index) = layers.get(&view.id) else {
             continue;
         };
         let c = &index.meta.config;
-        let hits: Vec<&IndexedFeature> = index
-            .query(&Bounds {
-                min_x: mx - margin,
-                min_y: my - margin,
-                max_x: mx + margin,
-                max_y: my + margin,
-            })
-            .into_iter()
-            .filter(|f| view.admits(&f.properties))
-            .filter(|f| match c.geometry {
-                GeometryKind::Polygon => f.lonlat.contains(&here),
-                _ => chizu_core::cql2::distance_m(here.0, &f.lonlat) <= tolerance_m,
-            })
-            .take(50)
-            .collect();
+        let candidates = index.query(&Bounds {
+            min_x: mx - margin,
+            min_y: my - margin,
+            max_x: mx + margin,
+            max_y: my + margin,
+        });
+        let mut hits: Vec<&IndexedFeature> = Vec::new();
+        for (step, f) in candidates.into_iter().enumerate() {
+            budget.check_every(step, 64)?;
+            let hit = view.admits(&f.properties)
+                && match c.geometry {
+                    GeometryKind::Polygon => f.lonlat.contains(&here),
+                    _ => chizu_core::cql2::distance_m(here.0, &f.lonlat) <= tolerance_m,
+                };
+            if hit {
+                hits.push(f);
+                if hits.len() == 50 {
+                    break;
+                }
+            }
+        }
         if hits.is_empty() {
             continue;
         }
-        audit(
-            &state,
-            &ctx,
-            index,
-            view,
-            format!("point {} {}", q.lon, q.lat),
-            hits.len(),
-        );
+        audits.push((index.clone(), view.clone(), hits.len()));
         out.push(json!({
             "id": c.id,
             "title": c.title,
@@ -127,9 +155,7 @@ pub async fn point(
             "features": hits.iter().map(|f| json!({"id": f.id, "properties": properties(index, view, f)})).collect::<Vec<_>>(),
         }));
     }
-    let mut r = Json(json!({ "lon": q.lon, "lat": q.lat, "layers": out })).into_response();
-    crate::private_unless_anonymous(&ctx, r.headers_mut());
-    Ok(r)
+    Ok((out, audits))
 }
 
 #[derive(Deserialize)]
@@ -143,22 +169,9 @@ fn default_search_limit() -> usize {
     20
 }
 
-/// Folds the ways people type lot numbers: full-width digits and letters,
-/// the many dashes of Japanese text (－ ー ‐ − ― ‑), and surrounding spaces.
-pub fn normalize(s: &str) -> String {
-    s.trim()
-        .chars()
-        .map(|c| match c {
-            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
-            '\u{3000}' => ' ',
-            '\u{2010}' | '\u{2011}' | '\u{2012}' | '\u{2013}' | '\u{2014}' | '\u{2015}'
-            | '\u{2212}' | '\u{30FC}' | '\u{FF70}' => '-',
-            c => c,
-        })
-        .map(|c| if c == '\u{FF0D}' { '-' } else { c })
-        .collect::<String>()
-        .to_lowercase()
-}
+/// Most index entries one search looks at per layer: a one-character query
+/// matches thousands of lots, and the page shows twenty.
+const MAX_CANDIDATES: usize = 2_000;
 
 pub async fn search(
     State(state): State<Arc<AppState>>,
@@ -167,36 +180,80 @@ pub async fn search(
 ) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let query = normalize(&q.q);
-    let tokens: Vec<&str> = query.split_whitespace().collect();
-    if tokens.is_empty() || query.chars().count() > 100 {
+    if query.split_whitespace().next().is_none() || query.chars().count() > 100 {
         return Err(ApiError::bad_request("q must hold 1 to 100 characters"));
     }
     let limit = q.limit.clamp(1, 100);
     let layers = state.layers();
-    // (exact tokens, layer order, id) ranks exact matches first.
-    let mut found: Vec<(usize, usize, serde_json::Value)> = Vec::new();
-    for (order, view) in ctx.view.layers().enumerate() {
+    let view = ctx.view.clone();
+    let (found, truncated, audits) = state
+        .work
+        .run(move |budget| search_hits(&layers, &view, &query, budget))
+        .await?;
+    for (index, view, n) in audits {
+        let area = format!("search {}", q.q.chars().take(50).collect::<String>());
+        audit(&state, &ctx, &index, &view, area, n.min(limit));
+    }
+    let total = found.len();
+    let results: Vec<_> = found.into_iter().take(limit).map(|(_, _, v)| v).collect();
+    let mut r = Json(json!({
+        "q": q.q,
+        "matched": total,
+        "truncated": truncated,
+        "results": results,
+    }))
+    .into_response();
+    crate::private_unless_anonymous(&ctx, r.headers_mut());
+    Ok(r)
+}
+
+/// (tokens not matched exactly, layer order, result) of every hit; whether a
+/// layer had more candidates than were looked at; the audit list.
+type SearchHits = (Vec<(usize, usize, serde_json::Value)>, bool, Audits);
+
+/// The work of `/search`: a prefix walk of each layer's search index on the
+/// longest token, the other tokens checked on those candidates only.
+fn search_hits(
+    layers: &crate::state::Layers,
+    view: &chizu_access::View,
+    query: &str,
+    budget: &Budget,
+) -> Result<SearchHits, ApiError> {
+    let tokens: Vec<&str> = query.split_whitespace().collect();
+    let Some(primary) = tokens.iter().copied().max_by_key(|t| t.len()) else {
+        return Ok((Vec::new(), false, Vec::new()));
+    };
+    let mut found = Vec::new();
+    let mut truncated = false;
+    let mut audits = Vec::new();
+    for (order, view) in view.layers().enumerate() {
         let Some(index) = layers.get(&view.id) else {
             continue;
         };
         let c = &index.meta.config;
-        let searchable: Vec<usize> = view
-            .fields
-            .iter()
-            .copied()
+        let searchable: Vec<usize> = (view.fields.iter().copied())
             .filter(|i| c.fields[*i].searchable)
             .collect();
         if searchable.is_empty() {
             continue;
         }
+        let mut seen = std::collections::HashSet::new();
         let mut hits = 0;
-        for f in index.features.iter().filter(|f| view.admits(&f.properties)) {
-            let values: Vec<String> = searchable
-                .iter()
-                .filter_map(|i| match &f.properties[*i] {
-                    Value::Text(s) => Some(normalize(s)),
-                    _ => None,
-                })
+        for (step, hit) in index.search.prefix(primary).enumerate() {
+            budget.check_every(step, 256)?;
+            if step >= MAX_CANDIDATES {
+                truncated = true;
+                break;
+            }
+            let f = &index.features[hit.feature as usize];
+            if !searchable.contains(&(hit.field as usize))
+                || !seen.insert(hit.feature)
+                || !view.admits(&f.properties)
+            {
+                continue;
+            }
+            let values: Vec<String> = (searchable.iter())
+                .filter_map(|i| f.properties[*i].as_text().map(normalize))
                 .collect();
             let mut exact = 0;
             let all = tokens.iter().all(|t| {
@@ -211,56 +268,41 @@ pub async fn search(
                 continue;
             }
             hits += 1;
-            let label: Vec<String> = searchable
-                .iter()
-                .filter_map(|i| f.properties[*i].as_text().map(str::to_string))
-                .filter(|s| !s.is_empty())
-                .collect();
-            let bbox = f
-                .lonlat
-                .bounding_rect()
-                .map(|r| [r.min().x, r.min().y, r.max().x, r.max().y]);
-            found.push((
-                tokens.len() - exact,
-                order,
-                json!({
-                    "layer": c.id,
-                    "layer_title": c.title,
-                    "id": f.id,
-                    "label": label.join(" "),
-                    "exact": exact == tokens.len(),
-                    "bbox": bbox,
-                    "center": bbox.map(|b| [(b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0]),
-                    "properties": properties(index, view, f),
-                }),
-            ));
+            let result = result_json(index, view, f, &searchable, exact == tokens.len());
+            found.push((tokens.len() - exact, order, result));
         }
-        audit(
-            &state,
-            &ctx,
-            index,
-            view,
-            format!("search {}", q.q.chars().take(50).collect::<String>()),
-            hits.min(limit),
-        );
+        if hits > 0 {
+            audits.push((index.clone(), view.clone(), hits));
+        }
     }
     found.sort_by_key(|a| (a.0, a.1));
-    let total = found.len();
-    let results: Vec<_> = found.into_iter().take(limit).map(|(_, _, v)| v).collect();
-    let mut r = Json(json!({ "q": q.q, "matched": total, "results": results })).into_response();
-    crate::private_unless_anonymous(&ctx, r.headers_mut());
-    Ok(r)
+    Ok((found, truncated, audits))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::normalize;
-
-    #[test]
-    fn full_width_and_dashes_fold() {
-        assert_eq!(normalize("１２３４－５"), "1234-5");
-        assert_eq!(normalize(" １２３４ー５ "), "1234-5");
-        assert_eq!(normalize("1234‐5"), "1234-5");
-        assert_eq!(normalize("高津原　１２"), "高津原 12");
-    }
+fn result_json(
+    index: &LayerIndex,
+    view: &LayerView,
+    f: &IndexedFeature,
+    searchable: &[usize],
+    exact: bool,
+) -> serde_json::Value {
+    let c = &index.meta.config;
+    let label: Vec<&str> = (searchable.iter())
+        .filter_map(|i| f.properties[*i].as_text())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let bbox = f
+        .lonlat
+        .bounding_rect()
+        .map(|r| [r.min().x, r.min().y, r.max().x, r.max().y]);
+    json!({
+        "layer": c.id,
+        "layer_title": c.title,
+        "id": f.id,
+        "label": label.join(" "),
+        "exact": exact,
+        "bbox": bbox,
+        "center": bbox.map(|b| [(b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0]),
+        "properties": properties(index, view, f),
+    })
 }

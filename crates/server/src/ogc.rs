@@ -6,6 +6,7 @@
 
 use crate::caller::Ctx;
 use crate::crs::{self, Crs};
+use crate::work::Budget;
 use crate::{ApiError, AppState, base_url};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -41,6 +42,11 @@ pub const CONFORMANCE: &[&str] = &[
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
     "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/case-insensitive-comparison",
+    "http://www.opengis.net/spec/cql2/1.0/conf/accent-insensitive-comparison",
+    "http://www.opengis.net/spec/cql2/1.0/conf/property-property",
+    "http://www.opengis.net/spec/cql2/1.0/conf/arithmetic",
 ];
 
 fn json_response(body: serde_json::Value, ctx: &Ctx, media: &'static str) -> Response {
@@ -368,16 +374,10 @@ fn plan(
         None => None,
         Some(text) => {
             let lang = get("filter-lang").unwrap_or("cql2-text");
-            let mut expr = match lang {
-                "cql2-text" => {
-                    cql2::parse(text).map_err(|e| ApiError::bad_request(format!("filter: {e}")))?
-                }
-                "cql2-json" => {
-                    let json: serde_json::Value = serde_json::from_str(text)
-                        .map_err(|e| ApiError::bad_request(format!("filter: not JSON: {e}")))?;
-                    cql2::parse_json(&json)
-                        .map_err(|e| ApiError::bad_request(format!("filter: {}", e.message)))?
-                }
+            let parsed = match lang {
+                // Older GDAL sends the pre-1.0 names.
+                "cql2-text" | "cql-text" => cql2::parse(text),
+                "cql2-json" | "cql-json" => cql2::parse_json(text),
                 other => {
                     return Err(ApiError::bad_request(format!(
                         "filter-lang `{}` is not supported (cql2-text, cql2-json)",
@@ -385,6 +385,7 @@ fn plan(
                     )));
                 }
             };
+            let mut expr = parsed.map_err(|e| filter_error(&e, &queryable))?;
             // A hidden field is reported exactly like one that does not exist.
             for p in expr.properties() {
                 if visible_index(p).is_none() {
@@ -394,7 +395,10 @@ fn plan(
             let filter_crs = parse_crs("filter-crs")?;
             expr.transform_literals(&mut |g| filter_crs.to_lonlat(g))
                 .map_err(|e| ApiError::bad_request(format!("filter geometry: {e}")))?;
-            Some(expr.compile(&c.fields).map_err(|p| unknown(&p))?)
+            Some(
+                expr.compile(&c.fields)
+                    .map_err(|e| filter_error(&e, &queryable))?,
+            )
         }
     };
     let mut equals = Vec::new();
@@ -425,6 +429,17 @@ fn plan(
     })
 }
 
+/// A filter the parser or the compiler refused, as the caller's error.
+fn filter_error(e: &cql2::FilterError, queryable: &dyn Fn() -> String) -> ApiError {
+    match e.kind {
+        cql2::FilterErrorKind::UnknownProperty => ApiError::bad_request(format!(
+            "filter: {e}; the queryable properties are: {}",
+            queryable()
+        )),
+        _ => ApiError::bad_request(format!("filter: {e}")),
+    }
+}
+
 fn text_of(v: &Value) -> String {
     match v {
         Value::Text(s) => s.clone(),
@@ -437,7 +452,12 @@ fn text_of(v: &Value) -> String {
 /// Runs a plan: R-tree candidates (when there is an area), then the view's
 /// rows, the bbox, the filter and the property filters. Returns every match.
 /// Returns the positions (in `index.features`) of every match, in order.
-fn matches(index: &LayerIndex, view: &LayerView, plan: &Plan) -> Vec<usize> {
+fn matches(
+    index: &LayerIndex,
+    view: &LayerView,
+    plan: &Plan,
+    budget: &Budget,
+) -> Result<Vec<usize>, ApiError> {
     let envelope = plan.bbox_envelope.or_else(|| {
         plan.filter
             .as_ref()
@@ -462,22 +482,25 @@ fn matches(index: &LayerIndex, view: &LayerView, plan: &Plan) -> Vec<usize> {
         }
         None => (0..index.features.len()).collect(),
     };
-    candidates
-        .into_iter()
-        .filter(|i| {
-            let f = &index.features[*i];
-            view.admits(&f.properties)
-                && plan.bbox.as_ref().is_none_or(|b| b.intersects(&f.lonlat))
-                && plan
-                    .filter
-                    .as_ref()
-                    .is_none_or(|e| e.matches_feature(&f.properties, &f.lonlat))
-                && plan
-                    .equals
-                    .iter()
-                    .all(|(i, v)| text_of(&f.properties[*i]) == *v)
-        })
-        .collect()
+    let mut out = Vec::new();
+    for (step, i) in candidates.into_iter().enumerate() {
+        budget.check_every(step, 256)?;
+        let f = &index.features[i];
+        if view.admits(&f.properties)
+            && plan.bbox.as_ref().is_none_or(|b| b.intersects(&f.lonlat))
+            && plan
+                .filter
+                .as_ref()
+                .is_none_or(|e| e.matches_feature(&f.properties, &f.lonlat))
+            && plan
+                .equals
+                .iter()
+                .all(|(i, v)| text_of(&f.properties[*i]) == *v)
+        {
+            out.push(i);
+        }
+    }
+    Ok(out)
 }
 
 fn feature_json(
@@ -565,23 +588,26 @@ pub async fn items(
         })?),
     };
     if let Some(format) = export {
-        let plan = plan(&index, &view, &params)?;
-        let (crs, properties) = (plan.crs, plan.properties.clone());
+        // Authorisation before any work: a layer the caller may not export
+        // costs it nothing but this answer.
+        if !view.can_export {
+            return Err(crate::export::forbidden(&id));
+        }
         let has = |k: &str| params.iter().any(|(n, _)| n == k);
-        let (index2, view2) = (index.clone(), view.clone());
-        let (limit, offset) = (
-            has("limit").then_some(plan.limit),
-            if has("offset") { plan.offset } else { 0 },
-        );
-        let selected = tokio::task::spawn_blocking(move || {
-            matches(&index2, &view2, &plan)
-                .into_iter()
-                .skip(offset)
-                .take(limit.unwrap_or(usize::MAX))
-                .collect::<Vec<usize>>()
-        })
-        .await
-        .map_err(|e| ApiError::internal("export", e))?;
+        let (limit, offset) = (has("limit"), has("offset"));
+        let (index2, view2, params2) = (index.clone(), view.clone(), params.clone());
+        let (crs, properties, selected) = state
+            .work
+            .run(move |budget| {
+                let plan = plan(&index2, &view2, &params2)?;
+                let selected = matches(&index2, &view2, &plan, budget)?
+                    .into_iter()
+                    .skip(if offset { plan.offset } else { 0 })
+                    .take(if limit { plan.limit } else { usize::MAX })
+                    .collect::<Vec<usize>>();
+                Ok((plan.crs, plan.properties, selected))
+            })
+            .await?;
         let area = ["bbox", "filter"]
             .iter()
             .filter_map(|k| {
@@ -615,13 +641,13 @@ pub async fn items(
         )
         .await;
     }
-    let plan = plan(&index, &view, &params)?;
-    let crs = plan.crs;
     let base = format!("{}/ogc/collections/{id}/items", base_url(&state, &headers));
     let (index2, view2) = (index.clone(), view.clone());
-    // Matching and serialising are CPU work: off the async runtime.
-    let (body, count, returned) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-        let all = matches(&index2, &view2, &plan);
+    // Planning (PROJ), matching and serialising are CPU work: off the async
+    // runtime, within the request's budget.
+    let (body, count, returned, crs) = state.work.run(move |budget| {
+        let plan = plan(&index2, &view2, &params)?;
+        let all = matches(&index2, &view2, &plan, budget)?;
         let page: Vec<&IndexedFeature> = all
             .iter()
             .skip(plan.offset)
@@ -659,10 +685,9 @@ pub async fn items(
             "features": features,
         });
         let props = plan.properties.clone();
-        Ok((body, props, page.len()))
+        Ok((body, props, page.len(), plan.crs))
     })
-    .await
-    .map_err(|e| ApiError::internal("items", e))??;
+    .await?;
     audit(
         &state,
         &ctx,
@@ -696,12 +721,12 @@ pub async fn item(
         ))
     };
     let n: u64 = fid.parse().map_err(|_| not_found())?;
-    // Ids are 1..=n in order: the feature is at n-1 when present.
+    // Features are held in id order.
     let f = index
         .features
-        .get((n as usize).wrapping_sub(1))
-        .filter(|f| f.id == n)
-        .or_else(|| index.features.iter().find(|f| f.id == n))
+        .binary_search_by_key(&n, |f| f.id)
+        .ok()
+        .map(|i| &index.features[i])
         .filter(|f| view.admits(&f.properties))
         .ok_or_else(not_found)?;
     let mut body = feature_json(&index, f, &plan.properties, plan.crs)?;

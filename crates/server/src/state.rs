@@ -28,6 +28,8 @@ pub struct ServerConfig {
     pub fonts: Arc<FontLibrary>,
     /// An optional raster background under the city's layers; off by default.
     pub background: Option<Background>,
+    /// What one request may ask of the server.
+    pub limits: crate::limits::RequestLimits,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +43,7 @@ impl Default for ServerConfig {
             styles_dir: PathBuf::from("styles"),
             fonts: Arc::new(FontLibrary::default()),
             background: None,
+            limits: crate::limits::RequestLimits::default(),
         }
     }
 }
@@ -95,13 +98,37 @@ pub struct TileKey {
     pub y: u32,
 }
 
+/// Memory one cache entry holds besides its strings and buffers: moka's
+/// entry, its hash-table slot and queue nodes, the `Arc`s and the structs
+/// (about 780 bytes an entry were measured for empty tiles in all, of which
+/// the key's and tile's own allocations are below 200).
+const CACHE_ENTRY_OVERHEAD: usize = 600;
+
+/// What a cached tile costs in memory, not only its bytes, so that the
+/// configured cache size bounds the memory a flood of distinct (even empty)
+/// tile URLs can make the server keep.
+pub fn tile_weight(key: &TileKey, tile: &CachedTile) -> u32 {
+    let key_bytes: usize = (key.layers.iter())
+        .map(|(id, _, fingerprint)| 56 + id.len() + fingerprint.len())
+        .sum();
+    let tile_bytes = tile.raw.len()
+        + tile.gzip.len()
+        + tile.etag.len()
+        + tile.layer_features.len() * std::mem::size_of::<usize>();
+    (CACHE_ENTRY_OVERHEAD + key_bytes + tile_bytes).min(u32::MAX as usize) as u32
+}
+
 pub struct AppState {
     pub config: ServerConfig,
     pub store: Arc<dyn Store>,
     pub auth: AuthDb,
     pub audit: AuditLog,
     pub limiter: LoginLimiter,
-    layers: RwLock<Arc<Layers>>,
+    /// The layers served and their generation (bumped at every swap).
+    layers: RwLock<(u64, Arc<Layers>)>,
+    /// Views by (layer generation, roles): row filters are parsed and compiled
+    /// once per policy version, not once per request.
+    views: moka::sync::Cache<(u64, std::collections::BTreeSet<String>), View>,
     pub tile_cache: moka::future::Cache<TileKey, Arc<CachedTile>>,
     /// Rendered glyph ranges by (resolved font stack, first code point).
     pub glyph_cache: moka::future::Cache<(FontStack, u32), Arc<CachedTile>>,
@@ -112,6 +139,10 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// The Content-Security-Policy header of every response.
     pub csp: axum::http::HeaderValue,
+    /// Query work: time budget and slots.
+    pub work: crate::work::WorkLimits,
+    /// Requests in flight per client address.
+    pub in_flight: crate::limits::InFlight,
     /// Feature count and bounds of a layer as one view sees it (row filters).
     summaries: moka::sync::Cache<(String, u64, String), (u64, Option<Bounds>)>,
 }
@@ -124,9 +155,7 @@ impl AppState {
         config: ServerConfig,
     ) -> Result<Arc<Self>, StoreError> {
         let tile_cache = moka::future::Cache::builder()
-            .weigher(|_k: &TileKey, v: &Arc<CachedTile>| {
-                (v.raw.len() + v.gzip.len() + 64).min(u32::MAX as usize) as u32
-            })
+            .weigher(|k: &TileKey, v: &Arc<CachedTile>| tile_weight(k, v))
             .max_capacity(config.tile_cache_bytes)
             .build();
         let audit = AuditLog::start(auth.pool().clone());
@@ -136,13 +165,18 @@ impl AppState {
             config.background.as_ref(),
         ))
         .unwrap_or(axum::http::HeaderValue::from_static("default-src 'self'"));
+        let work =
+            crate::work::WorkLimits::new(config.limits.query_budget, config.limits.query_slots);
         let state = Arc::new(AppState {
+            work,
+            in_flight: crate::limits::InFlight::default(),
             config,
             store,
             auth,
             audit,
             limiter: LoginLimiter::default(),
-            layers: RwLock::new(Arc::new(Layers::new())),
+            layers: RwLock::new((0, Arc::new(Layers::new()))),
+            views: moka::sync::Cache::new(1024),
             tile_cache,
             glyph_cache: moka::future::Cache::builder()
                 .weigher(|_k: &(FontStack, u32), v: &Arc<CachedTile>| {
@@ -161,6 +195,10 @@ impl AppState {
 
     /// The current layers. Cheap: a clone of an `Arc`.
     pub fn layers(&self) -> Arc<Layers> {
+        self.generation_and_layers().1
+    }
+
+    fn generation_and_layers(&self) -> (u64, Arc<Layers>) {
         match self.layers.read() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -169,8 +207,12 @@ impl AppState {
 
     /// What `caller` may see of the layers currently served.
     pub fn view(&self, caller: &Caller) -> View {
-        let layers = self.layers();
-        View::for_caller(caller, layers.values().map(|l| &l.meta.config))
+        let (generation, layers) = self.generation_and_layers();
+        self.views
+            .get_with((generation, caller.roles.clone()), || {
+                View::for_caller(caller, layers.values().map(|l| &l.meta.config))
+            })
+            .for_same_roles(caller)
     }
 
     /// Feature count and lon/lat bounds of a layer as `view` sees it: with a row
@@ -228,7 +270,7 @@ impl AppState {
                 Ok(g) => g,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            *guard = Arc::new(next);
+            *guard = (guard.0 + 1, Arc::new(next));
         }
         Ok(changed)
     }

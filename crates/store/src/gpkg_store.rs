@@ -32,13 +32,20 @@ pub struct GpkgStore {
 impl GpkgStore {
     /// Opens a store, creating the file if `create` is set.
     pub async fn open(path: &Path, create: bool) -> Result<Self, StoreError> {
+        GpkgStore::open_with(path, create, true).await
+    }
+
+    /// Opens a store; `wal: false` writes it without a write-ahead log, so
+    /// the file is complete by itself whenever a command has returned (for
+    /// a store that is copied elsewhere, as `chizu publish` writes).
+    pub async fn open_with(path: &Path, create: bool, wal: bool) -> Result<Self, StoreError> {
         if !create && !path.exists() {
             return Err(StoreError::Database {
                 path: path.display().to_string(),
                 message: "no such file (run `chizu ingest` first)".into(),
             });
         }
-        let pool = gpkg::open_pool(path, create).await?;
+        let pool = gpkg::open_pool_with(path, create, wal).await?;
         let store = GpkgStore {
             path: path.to_path_buf(),
             pool,

@@ -1,6 +1,7 @@
 //! The in-memory R-tree over one layer version, in Web Mercator for tiles.
 
 use crate::{LayerSnapshot, StoredLayer};
+use chizu_core::search::SearchIndex;
 use chizu_core::tile::lonlat_to_mercator;
 use chizu_core::{Bounds, TileCoord, Value};
 use geo::{Geometry, MapCoords};
@@ -23,6 +24,8 @@ type Entry = GeomWithData<Rectangle<[f64; 2]>, u32>;
 pub struct LayerIndex {
     pub meta: StoredLayer,
     pub features: Vec<IndexedFeature>,
+    /// The values of the `searchable` fields, for `/search`.
+    pub search: SearchIndex,
     tree: RTree<Entry>,
 }
 
@@ -55,9 +58,21 @@ impl LayerIndex {
                 ));
             }
         }
+        let searchable: Vec<usize> = (snapshot.meta.config.fields.iter().enumerate())
+            .filter(|(_, f)| f.searchable)
+            .map(|(i, _)| i)
+            .collect();
+        let search = SearchIndex::build(features.iter().enumerate().flat_map(|(pos, f)| {
+            searchable.iter().filter_map(move |i| {
+                f.properties[*i]
+                    .as_text()
+                    .map(|text| (pos as u32, *i as u32, text))
+            })
+        }));
         LayerIndex {
             meta: snapshot.meta,
             features,
+            search,
             tree: RTree::bulk_load(entries),
         }
     }
