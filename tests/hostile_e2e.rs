@@ -45,6 +45,7 @@ fn hostile_requests_get_bounded_answers() {
     filters_are_bounded(&server);
     errors_are_problem_details(&server);
     cors_is_off_except_for_configured_origins(&server, &city);
+    queries_stop_at_their_budget(&city);
     search_uses_the_index(&server);
     logins_hold_under_concurrency(&city, &server);
     assert_healthy(&server);
@@ -176,6 +177,25 @@ fn cors_is_off_except_for_configured_origins(server: &Server, city: &City) {
     assert!(r.header("access-control-allow-origin").is_none());
     let r = configured.get_with("/catalog", &[("origin", "https://www.city.example.jp")]);
     assert!(r.header("access-control-allow-origin").is_some());
+}
+
+fn queries_stop_at_their_budget(city: &City) {
+    // A budget too small for any scan: every query that scans is refused.
+    let server = Server::start_with_args(&city.store(), &["--query-budget", "0.000001"], None);
+    let filter = url_encode("chiban LIKE '%1%'");
+    let r = server.get(&format!("/ogc/collections/parcels/items?filter={filter}"));
+    assert_problem(&r, 422, "narrow it", "a scan over its budget");
+    let r = server.get("/search?q=1");
+    assert_problem(&r, 422, "narrow it", "a search over its budget");
+    assert_healthy(&server);
+    // Tiles do not scan: they are answered as always.
+    let (z, x, y) = tile_of(130.1, 33.1, 14);
+    assert_eq!(
+        server
+            .get(&format!("/tiles/parcels/{z}/{x}/{y}.mvt"))
+            .status,
+        200
+    );
 }
 
 fn search_uses_the_index(server: &Server) {

@@ -6,6 +6,7 @@
 //! grew by 150+ MB for 100 logins, and by 1.9 GB before checks were limited).
 //! Here the same few threads do every check, one at a time each: memory for
 //! hashing stays at cores × 19 MiB, and a burst waits its turn in the queue.
+//! The threads run at a lower priority than the ones serving the map.
 
 use std::sync::OnceLock;
 use std::sync::mpsc::{Sender, channel};
@@ -24,6 +25,7 @@ fn workers() -> &'static Sender<Job> {
             let spawned = std::thread::Builder::new()
                 .name(format!("chizu-argon2-{i}"))
                 .spawn(move || {
+                    chizu_core::priority::lower_this_thread();
                     loop {
                         // The lock is held only to take the next job.
                         let job = match receiver.lock() {

@@ -1,11 +1,13 @@
 //! chizu's model: what a layer is, what a feature holds, how tiles are addressed.
 //!
-//! This crate does no I/O: readers, stores and servers build on these types, so
+//! This crate does no I/O (its one system call sets a thread's scheduling
+//! priority, [`priority`]): readers, stores and servers build on these types, so
 //! every part of chizu agrees on one meaning of "layer", "field" and "tile".
 
 pub mod config;
 pub mod cql2;
 pub mod feature;
+pub mod priority;
 pub mod search;
 pub mod tile;
 pub mod time;

@@ -166,7 +166,7 @@ pub async fn respond(
     };
     let body = if req.format.streams() {
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
-        tokio::task::spawn_blocking(move || {
+        crate::work::background(move || {
             let mut out = ChannelWriter {
                 buffer: Vec::with_capacity(1 << 16),
                 sender: sender.clone(),
@@ -189,7 +189,7 @@ pub async fn respond(
         let path2 = path.clone();
         let cancel = Arc::new(AtomicBool::new(false));
         let guard = CancelOnDrop(Some(cancel.clone()));
-        let written = tokio::task::spawn_blocking(move || {
+        let written = crate::work::background(move || {
             let mut iter = features();
             chizu_io::export::export_file(&spec, &mut iter, &path2, &cancel, &mut |_| {})
         })

@@ -46,7 +46,7 @@ impl Default for RequestLimits {
             timeout: Duration::from_secs(60),
             per_client: 64,
             query_budget: Duration::from_secs(5),
-            query_slots: 2 * cores,
+            query_slots: cores,
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
         }

@@ -252,7 +252,7 @@ impl AppState {
                 }
                 _ => {
                     let snapshot = self.store.load(id).await?;
-                    let index = tokio::task::spawn_blocking(move || LayerIndex::build(snapshot))
+                    let index = crate::work::background(move || LayerIndex::build(snapshot))
                         .await
                         .map_err(|e| StoreError::Corrupt {
                             layer: id.clone(),
@@ -290,5 +290,29 @@ impl AppState {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_tile_weighs_what_it_holds() {
+        let key = TileKey {
+            layers: vec![("parcels".into(), 3, "0,1,2|*".into())],
+            z: 16,
+            x: 1,
+            y: 2,
+        };
+        let empty = CachedTile::of_bytes(Vec::new());
+        let weight = tile_weight(&key, &empty);
+        // Not the 64 bytes it once counted: the entry, key and tag are memory too.
+        assert!(
+            weight as usize > CACHE_ENTRY_OVERHEAD + 7 + 7 + 26,
+            "{weight}"
+        );
+        let full = CachedTile::of_bytes(vec![7; 10_000]);
+        assert!(tile_weight(&key, &full) as usize >= weight as usize + 10_000);
     }
 }

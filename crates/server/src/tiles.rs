@@ -142,7 +142,7 @@ pub async fn tile(
                 .metrics
                 .tiles_rendered
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tokio::task::spawn_blocking(move || render(coord, &for_render))
+            crate::work::background(move || render(coord, &for_render))
                 .await
                 .map_err(|e| e.to_string())
         })

@@ -335,7 +335,7 @@ pub async fn glyphs(
     let rendered = state
         .glyph_cache
         .try_get_with((resolved.clone(), start), async move {
-            tokio::task::spawn_blocking(move || {
+            crate::work::background(move || {
                 fonts
                     .render_range(&resolved, start, end)
                     .map(|pbf| Arc::new(CachedTile::of_bytes(pbf)))

@@ -93,12 +93,24 @@ impl WorkLimits {
             deadline: Instant::now() + self.budget,
             cancelled,
         };
-        let result = tokio::task::spawn_blocking(move || job(&budget))
+        let result = background(move || job(&budget))
             .await
             .map_err(|e| ApiError::internal("query worker", e))?;
         guard.0 = None;
         result
     }
+}
+
+/// Runs CPU work on the blocking pool, below the threads that serve cached
+/// tiles and pages (see `chizu_core::priority`): tile rendering, exports,
+/// glyphs, indexing and queries all go through here.
+pub fn background<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> tokio::task::JoinHandle<T> {
+    tokio::task::spawn_blocking(move || {
+        chizu_core::priority::lower_this_thread();
+        work()
+    })
 }
 
 pub fn busy() -> ApiError {
