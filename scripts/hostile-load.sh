@@ -40,19 +40,7 @@ for _ in $(seq 100); do grep -q listening "$WORK/server.out" && break; sleep 0.1
 BASE=$(sed -n 's/^chizu listening on //p' "$WORK/server.out")
 echo "server $SERVER at $BASE"
 
-python3 - "$WORK/tiles.txt" <<'PY'
-import math, sys
-def tile(lon, lat, z):
-    n = 2 ** z
-    return int((lon + 180) / 360 * n), int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
-with open(sys.argv[1], "w") as f:
-    for z in (14, 15, 16):
-        x0, y0 = tile(130.05, 33.13, z)
-        x1, y1 = tile(130.16, 33.02, z)
-        for x in range(x0, x1 + 1):
-            for y in range(y0, y1 + 1):
-                f.write(f"/tiles/parcels,roads,zoning,hazard,boundary/{z}/{x}/{y}.mvt\n")
-PY
+scripts/city-tiles.py parcels,roads,zoning,hazard,boundary > "$WORK/tiles.txt"
 cat >"$WORK/client.lua" <<LUA
 local paths = {}
 for line in io.lines("$WORK/tiles.txt") do paths[#paths + 1] = line end

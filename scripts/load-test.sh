@@ -17,20 +17,7 @@ if [ -n "${CHIZU_TOKEN:-}" ]; then
   LAYERS=$LAYERS,water_pipes
   AUTH=", [\"Authorization\"] = \"Bearer $CHIZU_TOKEN\""
 fi
-LAYERS=$LAYERS python3 - "$LIST" <<'PY'
-import math, os, sys
-LAYERS = os.environ["LAYERS"]
-def tile(lon, lat, z):
-    n = 2 ** z
-    return int((lon + 180) / 360 * n), int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
-with open(sys.argv[1], "w") as f:
-    for z in (14, 15, 16):
-        x0, y0 = tile(130.05, 33.13, z)
-        x1, y1 = tile(130.16, 33.02, z)
-        for x in range(x0, x1 + 1):
-            for y in range(y0, y1 + 1):
-                f.write(f"/tiles/{LAYERS}/{z}/{x}/{y}.mvt\n")
-PY
+"$(dirname "$0")/city-tiles.py" "$LAYERS" > "$LIST"
 echo "$(wc -l < "$LIST") tiles in the list"
 SCRIPT=$(mktemp --suffix=.lua)
 cat > "$SCRIPT" <<LUA
