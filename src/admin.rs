@@ -55,7 +55,7 @@ pub enum TokenCommand {
 
 async fn open_auth(store: &Path) -> Result<(GpkgStore, AuthDb)> {
     let store = GpkgStore::open(store, false).await?;
-    let auth = AuthDb::new(store.pool().clone()).await?;
+    let auth = AuthDb::open_beside(store.path()).await?;
     Ok((store, auth))
 }
 

@@ -503,7 +503,7 @@ async fn serve(
     config: ServerConfig,
     banner: Option<String>,
 ) -> Result<()> {
-    let auth = AuthDb::new(store.pool().clone()).await?;
+    let auth = AuthDb::open_beside(store.path()).await?;
     let state = AppState::new(Arc::new(store), auth, config).await?;
     state.spawn_reloader();
     let listener = tokio::net::TcpListener::bind(bind)
@@ -515,11 +515,29 @@ async fn serve(
     if let Some(b) = banner {
         println!("{b}");
     }
-    chizu_server::serve(listener, state, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    chizu_server::serve(listener, state, shutdown_signal()).await?;
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM (what a service manager or an orchestrator sends):
+/// the server stops accepting and finishes the requests in flight.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down: finishing the requests in flight");
 }
 
 async fn demo(bind: SocketAddr, store_path: PathBuf, web: WebArgs) -> Result<()> {
@@ -547,7 +565,7 @@ async fn demo(bind: SocketAddr, store_path: PathBuf, web: WebArgs) -> Result<()>
         ingest_one(&store, config, &ReadOptions::default()).await?;
     }
     // A staff login for the demo, with a fresh password each start.
-    let auth = AuthDb::new(store.pool().clone()).await?;
+    let auth = AuthDb::open_beside(store.path()).await?;
     let password = admin::random_password()?;
     let demo_roles = vec![
         "staff".to_string(),

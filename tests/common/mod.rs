@@ -179,6 +179,20 @@ impl Server {
         self.child.id()
     }
 
+    /// Sends SIGTERM, as a service manager does.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits for the server to exit.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("the server exits")
+    }
+
     pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Response {
         get(&format!("{}{path}", self.base), headers)
     }

@@ -7,6 +7,8 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const SCHEMA: &str = r#"
@@ -120,8 +122,93 @@ fn decoy_hash() -> &'static str {
     })
 }
 
+/// The accounts file beside a map store: `city.gpkg` -> `city.accounts.sqlite`.
+/// Users, sessions, tokens and the audit log live there, not in the map file
+/// that planners open in QGIS.
+pub fn accounts_path(store: &Path) -> PathBuf {
+    store.with_extension("accounts.sqlite")
+}
+
+/// The tables an older chizu kept inside the map file, in the order they
+/// are copied (users before what refers to them).
+const ACCOUNT_TABLES: [&str; 4] = [
+    "chizu_users",
+    "chizu_sessions",
+    "chizu_tokens",
+    "chizu_audit",
+];
+
 impl AuthDb {
-    /// Uses (and prepares) the store's own database.
+    /// Opens the accounts file beside the map store `store`, creating it
+    /// (readable by its owner only) when missing, and moves any accounts an
+    /// older chizu kept inside the map file into it.
+    pub async fn open_beside(store: &Path) -> Result<AuthDb, AuthError> {
+        let path = accounts_path(store);
+        let created = !path.exists();
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        #[cfg(unix)]
+        if created {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+        }
+        let db = AuthDb::new(pool).await?;
+        if store.exists() {
+            db.move_out_of(store).await?;
+        }
+        Ok(db)
+    }
+
+    /// Copies the account tables of an older map file into this one and
+    /// drops them there. Idempotent: a copy interrupted half-way is finished
+    /// by the next open.
+    async fn move_out_of(&self, store: &Path) -> Result<(), AuthError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("ATTACH DATABASE ? AS map")
+            .bind(store.to_string_lossy().to_string())
+            .execute(&mut *conn)
+            .await?;
+        let present: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM map.sqlite_master WHERE type = 'table' AND name IN \
+             ('chizu_users', 'chizu_sessions', 'chizu_tokens', 'chizu_audit')",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        for table in ACCOUNT_TABLES
+            .iter()
+            .filter(|t| present.iter().any(|p| p == *t))
+        {
+            sqlx::query(&format!(
+                "INSERT OR IGNORE INTO main.{table} SELECT * FROM map.{table}"
+            ))
+            .execute(&mut *conn)
+            .await?;
+        }
+        for table in ACCOUNT_TABLES
+            .iter()
+            .rev()
+            .filter(|t| present.iter().any(|p| p == *t))
+        {
+            sqlx::query(&format!("DROP TABLE map.{table}"))
+                .execute(&mut *conn)
+                .await?;
+        }
+        sqlx::query("DETACH DATABASE map")
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Uses (and prepares) a database for the account tables.
     pub async fn new(pool: SqlitePool) -> Result<AuthDb, AuthError> {
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
         sqlx::raw_sql(crate::audit::SCHEMA).execute(&pool).await?;
@@ -390,6 +477,43 @@ fn user_info(name: String, roles: &str, disabled: i64) -> UserInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn accounts_move_out_of_an_older_map_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let map = dir.path().join("city.gpkg");
+        // An older chizu: the account tables inside the map file.
+        let url = format!("sqlite://{}?mode=rwc", map.display());
+        let old = AuthDb::new(SqlitePool::connect(&url).await.unwrap())
+            .await
+            .unwrap();
+        old.add_user("kato", "a long password", &["staff".into()])
+            .await
+            .unwrap();
+        old.pool().close().await;
+
+        let db = AuthDb::open_beside(&map).await.unwrap();
+        assert_eq!(db.user("kato").await.unwrap().unwrap().roles, vec!["staff"]);
+        assert!(
+            db.verify("kato", "a long password")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(accounts_path(&map).exists());
+        let map_pool = SqlitePool::connect(&url).await.unwrap();
+        let left: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'chizu_%' AND type = 'table' AND name <> 'chizu_layers'",
+        )
+        .fetch_one(&map_pool)
+        .await
+        .unwrap();
+        assert_eq!(left, 0, "the map file keeps map data only");
+        // Opening again finds nothing more to move and loses nothing.
+        drop(db);
+        let again = AuthDb::open_beside(&map).await.unwrap();
+        assert!(again.user("kato").await.unwrap().is_some());
+    }
 
     async fn db() -> (tempfile::TempDir, AuthDb) {
         let dir = tempfile::tempdir().unwrap();

@@ -13,7 +13,7 @@ mod limiter;
 mod view;
 
 pub use audit::{AuditEvent, AuditLog};
-pub use auth::{AuthDb, AuthError, SESSION_LIFETIME, TokenInfo, UserInfo};
+pub use auth::{AuthDb, AuthError, SESSION_LIFETIME, TokenInfo, UserInfo, accounts_path};
 
 /// [`SESSION_LIFETIME`] in seconds, for cookies.
 pub const SESSION_LIFETIME_SECS: u64 = SESSION_LIFETIME.as_secs();

@@ -1,22 +1,51 @@
 //! Who is calling, from the request: a bearer token, a session cookie, or nobody.
 
+use crate::state::Layers;
 use crate::{ApiError, AppState};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
-use chizu_access::{Caller, View};
+use chizu_access::{Caller, LayerView, View};
+use chizu_store::LayerIndex;
 use std::sync::Arc;
 
 pub const SESSION_COOKIE: &str = "chizu_session";
 
-/// The caller and its view, computed once per request; every handler that
-/// produces output takes this value.
+/// The caller, the layers served and the caller's view of them, decided
+/// once per request from one generation of the layer set; every handler
+/// that produces output takes this value and pairs layers with their views
+/// only through it.
 pub struct Ctx {
     pub caller: Caller,
     pub view: View,
+    layers: Arc<Layers>,
 }
 
 impl Ctx {
+    /// The layer set this request is answered from (the view's generation).
+    pub fn layers(&self) -> &Arc<Layers> {
+        &self.layers
+    }
+
+    /// Every layer the caller may see, with its view, in id order, owned
+    /// (for work off the async runtime).
+    pub fn visible_owned(&self) -> Vec<(Arc<LayerIndex>, LayerView)> {
+        self.visible()
+            .map(|(i, v)| (i.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Every layer the caller may see, with its view, in id order.
+    pub fn visible(&self) -> impl Iterator<Item = (&Arc<LayerIndex>, &LayerView)> {
+        (self.view.layers()).filter_map(|v| self.layers.get(&v.id).map(|index| (index, v)))
+    }
+
+    /// One layer and the caller's view of it; `None` is the same for a
+    /// hidden layer as for one that does not exist.
+    pub fn layer(&self, id: &str) -> Option<(&Arc<LayerIndex>, &LayerView)> {
+        self.layers.get(id).zip(self.view.layer(id))
+    }
+
     /// Whether this view is the anonymous one (responses may be cached publicly).
     pub fn is_anonymous(&self) -> bool {
         self.caller.user.is_none() && self.caller.roles.len() == 1
@@ -43,8 +72,12 @@ impl FromRequestParts<Arc<AppState>> for Ctx {
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
         let caller = caller_of(&parts.headers, state).await?;
-        let view = state.view(&caller);
-        Ok(Ctx { caller, view })
+        let (layers, view) = state.layers_and_view(&caller);
+        Ok(Ctx {
+            caller,
+            view,
+            layers,
+        })
     }
 }
 

@@ -29,7 +29,7 @@ pub use web::{Background, style_for_view};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::net::SocketAddr;
@@ -39,6 +39,7 @@ use std::sync::Arc;
 pub fn router(state: Arc<AppState>) -> Router {
     let router = Router::new()
         .route("/health", reads(health))
+        .route("/ready", reads(ready))
         .route("/metrics", reads(metrics::metrics))
         .route("/catalog", reads(catalog))
         .route("/auth/login", posts(auth::login))
@@ -156,12 +157,42 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let draining = state.clone();
     axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
+    // Requests in flight finish; `/ready` says 503 from the signal on.
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        draining
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    })
     .await
+}
+
+/// For load balancers: 200 while this instance serves and its store
+/// answers; 503 once it is shutting down (SIGTERM) or when the store does
+/// not answer. Nothing about the data.
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let unavailable = |status: &str| {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": status })),
+        )
+            .into_response()
+    };
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return unavailable("draining");
+    }
+    match state.store.versions().await {
+        Ok(_) => Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Err(e) => {
+            tracing::warn!("readiness: the store does not answer: {e}");
+            unavailable("store unavailable")
+        }
+    }
 }
 
 /// Says the process is up. Nothing about the data: the count of layers would
@@ -206,11 +237,8 @@ async fn catalog(
     headers: HeaderMap,
 ) -> impl IntoResponse {
     let base = base_url(&state, &headers);
-    let layers = state.layers();
     let list: Vec<_> = ctx
-        .view
-        .layers()
-        .filter_map(|view| layers.get(&view.id).map(|index| (index, view)))
+        .visible()
         .map(|(index, view)| {
             let meta = &index.meta;
             let c = &meta.config;

@@ -78,12 +78,11 @@ pub async fn point(
     if !(0.0..=24.0).contains(&q.zoom) {
         return Err(ApiError::bad_request("zoom must be within 0..24"));
     }
-    let layers = state.layers();
-    let view = ctx.view.clone();
+    let visible = ctx.visible_owned();
     let (lon, lat, zoom) = (q.lon, q.lat, q.zoom);
     let (out, audits) = state
         .work
-        .run(move |budget| point_hits(&layers, &view, lon, lat, zoom, budget))
+        .run(move |budget| point_hits(&visible, lon, lat, zoom, budget))
         .await?;
     for (index, view, n) in audits {
         audit(&state, &ctx, &index, &view, format!("point {lon} {lat}"), n);
@@ -98,8 +97,7 @@ type Audits = Vec<(Arc<LayerIndex>, LayerView, usize)>;
 
 /// The work of `/query/point`, off the async runtime.
 fn point_hits(
-    layers: &crate::state::Layers,
-    view: &chizu_access::View,
+    visible: &[(Arc<LayerIndex>, LayerView)],
     lon: f64,
     lat: f64,
     zoom: f64,
@@ -112,10 +110,7 @@ fn point_hits(
     let margin = TOLERANCE_PX * 78_271.517 / 2f64.powf(zoom);
     let mut out = Vec::new();
     let mut audits = Vec::new();
-    for view in view.layers() {
-        let Some(index) = layers.get(&view.id) else {
-            continue;
-        };
+    for (index, view) in visible {
         let c = &index.meta.config;
         let candidates = index.query(&Bounds {
             min_x: mx - margin,
@@ -184,11 +179,10 @@ pub async fn search(
         return Err(ApiError::bad_request("q must hold 1 to 100 characters"));
     }
     let limit = q.limit.clamp(1, 100);
-    let layers = state.layers();
-    let view = ctx.view.clone();
+    let visible = ctx.visible_owned();
     let (found, truncated, audits) = state
         .work
-        .run(move |budget| search_hits(&layers, &view, &query, budget))
+        .run(move |budget| search_hits(&visible, &query, budget))
         .await?;
     for (index, view, n) in audits {
         let area = format!("search {}", q.q.chars().take(50).collect::<String>());
@@ -214,8 +208,7 @@ type SearchHits = (Vec<(usize, usize, serde_json::Value)>, bool, Audits);
 /// The work of `/search`: a prefix walk of each layer's search index on the
 /// longest token, the other tokens checked on those candidates only.
 fn search_hits(
-    layers: &crate::state::Layers,
-    view: &chizu_access::View,
+    visible: &[(Arc<LayerIndex>, LayerView)],
     query: &str,
     budget: &Budget,
 ) -> Result<SearchHits, ApiError> {
@@ -226,10 +219,7 @@ fn search_hits(
     let mut found = Vec::new();
     let mut truncated = false;
     let mut audits = Vec::new();
-    for (order, view) in view.layers().enumerate() {
-        let Some(index) = layers.get(&view.id) else {
-            continue;
-        };
+    for (order, (index, view)) in visible.iter().enumerate() {
         let c = &index.meta.config;
         let searchable: Vec<usize> = (view.fields.iter().copied())
             .filter(|i| c.fields[*i].searchable)

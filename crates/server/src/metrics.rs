@@ -232,11 +232,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>, ctx: Ctx) -> Result<Res
         ],
     );
     // Per-layer series go through the caller's view like every other output.
-    let all_layers = state.layers();
-    let layers: Vec<_> = all_layers
-        .values()
-        .filter(|l| ctx.view.layer(&l.meta.config.id).is_some())
-        .collect();
+    let layers: Vec<_> = ctx.visible().map(|(l, _)| l).collect();
     section(
         &mut out,
         "chizu_layer_version",

@@ -117,15 +117,9 @@ pub async fn collections(
     headers: HeaderMap,
 ) -> Response {
     let base = format!("{}/ogc", base_url(&state, &headers));
-    let layers = state.layers();
     let list: Vec<_> = ctx
-        .view
-        .layers()
-        .filter_map(|v| {
-            layers
-                .get(&v.id)
-                .map(|i| collection_json(&state, &base, i, v))
-        })
+        .visible()
+        .map(|(i, v)| collection_json(&state, &base, i, v))
         .collect();
     json_response(
         json!({
@@ -139,11 +133,8 @@ pub async fn collections(
 }
 
 /// The layer and the caller's view of it, or the 404 of a layer that does not exist.
-fn find(state: &AppState, ctx: &Ctx, id: &str) -> Result<(Arc<LayerIndex>, LayerView), ApiError> {
-    let layers = state.layers();
-    layers
-        .get(id)
-        .zip(ctx.view.layer(id))
+fn find(ctx: &Ctx, id: &str) -> Result<(Arc<LayerIndex>, LayerView), ApiError> {
+    ctx.layer(id)
         .map(|(i, v)| (i.clone(), v.clone()))
         .ok_or_else(|| {
             ApiError::not_found(format!(
@@ -159,7 +150,7 @@ pub async fn collection(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (index, view) = find(&state, &ctx, &id)?;
+    let (index, view) = find(&ctx, &id)?;
     let base = format!("{}/ogc", base_url(&state, &headers));
     Ok(json_response(
         collection_json(&state, &base, &index, &view),
@@ -216,7 +207,7 @@ pub async fn queryables(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (index, view) = find(&state, &ctx, &id)?;
+    let (index, view) = find(&ctx, &id)?;
     let c = &index.meta.config;
     let mut props = properties_schema(&c.fields, &view);
     props.insert(
@@ -572,7 +563,7 @@ pub async fn items(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let (index, view) = find(&state, &ctx, &id)?;
+    let (index, view) = find(&ctx, &id)?;
     let format = params
         .iter()
         .find(|(k, _)| k == "f")
@@ -708,7 +699,7 @@ pub async fn item(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let (index, view) = find(&state, &ctx, &id)?;
+    let (index, view) = find(&ctx, &id)?;
     let only_crs: Vec<(String, String)> = params
         .into_iter()
         .filter(|(k, _)| k == "crs" || k == "properties")

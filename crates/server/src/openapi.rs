@@ -36,7 +36,7 @@ fn path_param(name: &str) -> Value {
 
 pub async fn api(State(state): State<Arc<AppState>>, ctx: Ctx, headers: HeaderMap) -> Response {
     let base = base_url(&state, &headers);
-    let layers = state.layers();
+    let layers = ctx.layers();
     let visible: Vec<String> = ctx.view.layers().map(|v| v.id.clone()).collect();
     let common_items = || {
         vec![

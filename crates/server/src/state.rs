@@ -143,6 +143,8 @@ pub struct AppState {
     pub work: crate::work::WorkLimits,
     /// Requests in flight per client address.
     pub in_flight: crate::limits::InFlight,
+    /// Set when the server is shutting down (`/ready` answers 503).
+    pub draining: std::sync::atomic::AtomicBool,
     /// Feature count and bounds of a layer as one view sees it (row filters).
     summaries: moka::sync::Cache<(String, u64, String), (u64, Option<Bounds>)>,
 }
@@ -170,6 +172,7 @@ impl AppState {
         let state = Arc::new(AppState {
             work,
             in_flight: crate::limits::InFlight::default(),
+            draining: std::sync::atomic::AtomicBool::new(false),
             config,
             store,
             auth,
@@ -205,14 +208,17 @@ impl AppState {
         }
     }
 
-    /// What `caller` may see of the layers currently served.
-    pub fn view(&self, caller: &Caller) -> View {
+    /// The layers currently served and what `caller` may see of them, from
+    /// the same generation.
+    pub fn layers_and_view(&self, caller: &Caller) -> (Arc<Layers>, View) {
         let (generation, layers) = self.generation_and_layers();
-        self.views
+        let view = self
+            .views
             .get_with((generation, caller.roles.clone()), || {
                 View::for_caller(caller, layers.values().map(|l| &l.meta.config))
             })
-            .for_same_roles(caller)
+            .for_same_roles(caller);
+        (layers, view)
     }
 
     /// Feature count and lon/lat bounds of a layer as `view` sees it: with a row

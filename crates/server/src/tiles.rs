@@ -28,11 +28,7 @@ pub async fn tilejson(
     let Some(id) = file.strip_suffix(".json") else {
         return Err(ApiError::not_found("no such resource"));
     };
-    let layers = state.layers();
-    let (index, view) = layers
-        .get(id)
-        .zip(ctx.view.layer(id))
-        .ok_or_else(|| ApiError::unknown_layer(id))?;
+    let (index, view) = ctx.layer(id).ok_or_else(|| ApiError::unknown_layer(id))?;
     let meta = &index.meta;
     let c = &meta.config;
     let base = base_url(&state, &headers);
@@ -103,14 +99,10 @@ pub async fn tile(
             "at most {MAX_COMPOSITE} layers in one tile"
         )));
     }
-    let layers = state.layers();
     let mut selected: Vec<(Arc<LayerIndex>, LayerView)> = Vec::with_capacity(ids.len());
     for id in &ids {
         // A layer outside the view gets the very answer of a layer that does not exist.
-        let (index, view) = layers
-            .get(*id)
-            .zip(ctx.view.layer(id))
-            .ok_or_else(|| ApiError::unknown_layer(id))?;
+        let (index, view) = ctx.layer(id).ok_or_else(|| ApiError::unknown_layer(id))?;
         if selected.iter().any(|(s, _)| s.meta.config.id == *id) {
             return Err(ApiError::bad_request(format!(
                 "layer `{id}` is named twice"

@@ -69,11 +69,10 @@ pub async fn style(
         .ok_or_else(|| ApiError::not_found("no such style"))?;
     let path = state.config.styles_dir.join(format!("{name}.json"));
     let template = template(&state, name, &path).await?;
-    let layers = state.layers();
     let style = style_for_view(
         Value::clone(&template),
         &ctx.view,
-        &layers,
+        ctx.layers(),
         &base_url(&state, &headers),
         state.config.background.as_ref(),
     )

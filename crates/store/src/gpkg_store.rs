@@ -57,7 +57,7 @@ impl GpkgStore {
         Ok(store)
     }
 
-    /// The connection pool, for the permission layer's tables in the same file.
+    /// The connection pool of the map file.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
