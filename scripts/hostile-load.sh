@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-60}
 BASELINE=${2:-20}
-BOUND_MB=${BOUND_MB:-700}
+BOUND_MB=${BOUND_MB:-400}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 BIN=${CHIZU_BIN:-target/release/chizu}
 [ -x "$BIN" ] || cargo build --release

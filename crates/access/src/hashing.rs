@@ -1,11 +1,11 @@
 //! Password checks on a fixed set of threads, one per core.
 //!
 //! Each argon2id check holds 19 MiB while it runs. On the runtime's blocking
-//! pool, a burst of logins spreads them over dozens of threads, and the
-//! allocator keeps a 19 MiB block in each thread's arena afterwards (peak RSS
-//! grew by 150+ MB for 100 logins, and by 1.9 GB before checks were limited).
-//! Here the same few threads do every check, one at a time each: memory for
-//! hashing stays at cores × 19 MiB, and a burst waits its turn in the queue.
+//! pool, a burst of logins ran dozens at once (RSS grew by 1.9 GB for 100
+//! concurrent logins). Here the same few threads do every check, one at a
+//! time each: hashing never holds more than cores × 19 MiB, and a burst
+//! waits its turn in the queue. (That the blocks go back to the kernel after
+//! each check is the binary's allocator setting, see `src/main.rs`.)
 //! The threads run at a lower priority than the ones serving the map.
 
 use std::sync::OnceLock;
