@@ -314,7 +314,6 @@ pub async fn export(
     out: &Path,
 ) -> Result<()> {
     use chizu_io::export::{ExportFormat, ExportSpec, TextEncoding};
-    use geo::Intersects;
     let format = ExportFormat::parse(format)
         .with_context(|| format!("unknown format `{format}` (gpkg, fgb, geojson, csv, shp)"))?;
     let epsg = chizu_core::config::parse_epsg(crs)
@@ -345,41 +344,14 @@ pub async fn export(
     if !roles.is_empty() && !layer_view.can_export {
         bail!("roles {roles:?} may read `{layer}` but not export it");
     }
-    let compiled = match &filter {
-        None => None,
-        Some(text) => {
-            let expr =
-                chizu_core::cql2::parse(text).map_err(|e| anyhow::anyhow!("--filter: {e}"))?;
-            for p in expr.properties() {
-                if !config
-                    .field_index(p)
-                    .is_some_and(|i| layer_view.shows_field(i))
-                {
-                    bail!("unknown property `{p}` in --filter");
-                }
-            }
-            Some(
-                expr.compile(&config.fields)
-                    .map_err(|e| anyhow::anyhow!("--filter: {e}"))?,
-            )
-        }
-    };
-    let area = match bbox {
-        None => None,
-        Some(text) => {
-            let n: Vec<f64> = text
-                .split(',')
-                .map(|v| v.trim().parse::<f64>())
-                .collect::<Result<_, _>>()
-                .context("--bbox takes minlon,minlat,maxlon,maxlat")?;
-            match n[..] {
-                [a, b, c, d] if a <= c && b <= d => Some(geo::Geometry::Polygon(
-                    geo::Rect::new((a, b), (c, d)).to_polygon(),
-                )),
-                _ => bail!("--bbox takes minlon,minlat,maxlon,maxlat"),
-            }
-        }
-    };
+    // The same selection as the items and export endpoints, from the
+    // arguments given as the same parameters.
+    let params: Vec<(String, String)> = [("bbox", bbox), ("filter", filter)]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+        .collect();
+    let selection = chizu_server::Selection::parse(&config, &layer_view, &params)
+        .map_err(|e| anyhow::anyhow!("{} (--bbox, --filter)", e.detail))?;
     let encoding = match (&encoding, format) {
         (Some(e), _) => TextEncoding::parse(e)
             .with_context(|| format!("unknown encoding `{e}` (cp932, utf-8)"))?,
@@ -415,13 +387,7 @@ pub async fn export(
     let written = tokio::task::spawn_blocking(move || {
         let fields = layer_view.fields.clone();
         let mut features = std::iter::from_fn(|| receiver.blocking_recv())
-            .filter(|f| layer_view.admits(&f.properties))
-            .filter(|f| area.as_ref().is_none_or(|a| a.intersects(&f.geometry)))
-            .filter(|f| {
-                compiled
-                    .as_ref()
-                    .is_none_or(|e| e.matches_feature(&f.properties, &f.geometry))
-            })
+            .filter(|f| selection.admits(&layer_view, &f.properties, &f.geometry))
             .map(|mut f| {
                 f.properties = fields
                     .iter()
