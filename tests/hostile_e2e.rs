@@ -392,3 +392,58 @@ fn published_files_stand_alone_and_tell_nothing() {
     assert!(public_hash.contains("source_sha256"), "{public_hash}");
     assert_ne!(public_hash, source_hash);
 }
+
+/// CPU time (user + system, in seconds) the process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which is in parentheses).
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+#[test]
+fn a_query_stops_when_its_client_leaves() {
+    let (_city, server) = city_and_server(&["--query-budget", "30"]);
+    // A costly filter: the full DE-9IM matrix of every parcel against a
+    // 600-vertex polygon around the whole city.
+    let ring: Vec<String> = (0..=600)
+        .map(|i| {
+            let a = (i % 600) as f64 / 600.0 * std::f64::consts::TAU;
+            format!("{:.5} {:.5}", 130.1 + 0.1 * a.cos(), 33.07 + 0.1 * a.sin())
+        })
+        .collect();
+    let filter = format!("S_TOUCHES(geometry, POLYGON(({})))", ring.join(", "));
+    let url = format!(
+        "{}/ogc/collections/parcels/items?filter={}",
+        server.base,
+        url_encode(&filter)
+    );
+    let agent = ureq::AgentBuilder::new()
+        .timeout(std::time::Duration::from_millis(700))
+        .build();
+    let pid = server.pid();
+    let before = cpu_seconds(pid);
+    let gave_up = agent.get(&url).call().is_err();
+    assert!(
+        gave_up,
+        "the query is long enough for the client to give up"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let t1 = cpu_seconds(pid);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let t2 = cpu_seconds(pid);
+    eprintln!(
+        "CPU: {:.2} s until the client left, {:.2} s in the 2 s after",
+        t1 - before,
+        t2 - t1
+    );
+    assert!(t1 - before > 0.3, "the query did work at first");
+    assert!(
+        t2 - t1 < 0.5,
+        "the query stopped: {:.2} s of CPU after the client left",
+        t2 - t1
+    );
+    assert_healthy(&server);
+}
