@@ -56,9 +56,80 @@ pub fn decode_blob(blob: &[u8]) -> Result<Geometry<f64>, String> {
     if blob.len() < start {
         return Err("truncated GeoPackage geometry blob".into());
     }
-    geozero::wkb::Wkb(&blob[start..])
+    let wkb = &blob[start..];
+    check_wkb(wkb, 0)?;
+    geozero::wkb::Wkb(wkb)
         .to_geo()
         .map_err(|e| format!("invalid WKB: {e}"))
+}
+
+/// Walks a WKB geometry without allocating and checks that every count
+/// fits in the bytes that follow: geozero reserves memory for the counts it
+/// reads, and a damaged blob claiming billions of rings made it abort the
+/// process (found by `tests/fuzz_readers.rs`). Returns the bytes used.
+fn check_wkb(wkb: &[u8], depth: usize) -> Result<usize, String> {
+    let damaged = || "damaged WKB: its counts do not fit its length".to_string();
+    if depth > 8 {
+        return Err("WKB nests too deep".into());
+    }
+    let little = match wkb.first() {
+        Some(0) => false,
+        Some(1) => true,
+        _ => return Err(damaged()),
+    };
+    let u32_at = |at: usize| -> Result<usize, String> {
+        let b: [u8; 4] = wkb
+            .get(at..at + 4)
+            .ok_or_else(damaged)?
+            .try_into()
+            .map_err(|_| damaged())?;
+        Ok(if little {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        } as usize)
+    };
+    let code = u32_at(1)?;
+    // ISO codes (1000s for Z, 2000s for M, 3000s for ZM) and EWKB flags.
+    let dims = match (code & 0xffff) / 1000 {
+        0 => 2,
+        1 | 2 => 3,
+        _ => 4,
+    } + usize::from(code & 0x8000_0000 != 0)
+        + usize::from(code & 0x4000_0000 != 0);
+    let point = 8 * dims.min(4);
+    let mut at = 5 + if code & 0x2000_0000 != 0 { 4 } else { 0 };
+    // A count, checked against the bytes left at `at` (each item at least `each` bytes).
+    let count = |at: usize, each: usize| -> Result<usize, String> {
+        let n = u32_at(at)?;
+        if n.saturating_mul(each) > wkb.len().saturating_sub(at + 4) {
+            return Err(damaged());
+        }
+        Ok(n)
+    };
+    match (code & 0xffff) % 1000 {
+        1 => at += point,
+        2 => at += 4 + count(at, point)? * point,
+        3 => {
+            let rings = count(at, 4)?;
+            at += 4;
+            for _ in 0..rings {
+                at += 4 + count(at, point)? * point;
+            }
+        }
+        4..=7 => {
+            let parts = count(at, 5)?;
+            at += 4;
+            for _ in 0..parts {
+                at += check_wkb(wkb.get(at..).ok_or_else(damaged)?, depth + 1)?;
+            }
+        }
+        _ => return Err(format!("unsupported WKB geometry type {code}")),
+    }
+    if at > wkb.len() {
+        return Err(damaged());
+    }
+    Ok(at)
 }
 
 /// Opens (creating if missing) a GeoPackage for reading and writing.
@@ -583,6 +654,23 @@ async fn read_all(path: &Path, table: Option<&str>) -> Result<Vec<RawFeature>, I
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_that_do_not_fit_are_refused_before_decoding() {
+        let g: Geometry<f64> = geo::wkt!(MULTIPOLYGON(((0. 0., 2. 0., 2. 3., 0. 0.)))).into();
+        let blob = encode_blob(&g, 4326);
+        assert_eq!(decode_blob(&blob).unwrap(), g);
+        // Each count in turn claims 2^31 items: an error, not a 16 GiB allocation.
+        let wkb_start = blob.len() - (1 + 4 + 4 + 1 + 4 + 4 + 4 + 4 * 16);
+        for offset in [5, 14, 18] {
+            let mut damaged = blob.clone();
+            damaged[wkb_start + offset..wkb_start + offset + 4]
+                .copy_from_slice(&0x8000_0000u32.to_le_bytes());
+            let e = decode_blob(&damaged).unwrap_err();
+            assert!(e.contains("damaged WKB"), "offset {offset}: {e}");
+        }
+        assert!(decode_blob(&blob[..blob.len() - 3]).is_err());
+    }
 
     #[test]
     fn blob_round_trip_with_envelope() {

@@ -232,7 +232,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>, ctx: Ctx) -> Result<Res
         ],
     );
     // Per-layer series go through the caller's view like every other output.
-    let layers: Vec<_> = ctx.visible().map(|(l, _)| l).collect();
+    let layers: Vec<_> = ctx.visible().collect();
     section(
         &mut out,
         "chizu_layer_version",
@@ -240,7 +240,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>, ctx: Ctx) -> Result<Res
         "Data version served, per layer.",
         layers
             .iter()
-            .map(|l| {
+            .map(|(l, _)| {
                 format!(
                     "chizu_layer_version{{layer=\"{}\"}} {}",
                     l.meta.config.id, l.meta.version
@@ -252,14 +252,14 @@ pub async fn metrics(State(state): State<Arc<AppState>>, ctx: Ctx) -> Result<Res
         &mut out,
         "chizu_layer_features",
         "gauge",
-        "Features served, per layer.",
+        "Features served, per layer, as this caller's view counts them (row filters apply).",
         layers
             .iter()
-            .map(|l| {
+            .map(|(l, view)| {
                 format!(
                     "chizu_layer_features{{layer=\"{}\"}} {}",
                     l.meta.config.id,
-                    l.len()
+                    state.summary(l, view).0
                 )
             })
             .collect(),
