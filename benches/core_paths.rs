@@ -148,8 +148,8 @@ fn benches(c: &mut Criterion) {
     let mut perms = c.benchmark_group("permissions");
     perms.sample_size(10);
     perms.throughput(Throughput::Elements(tiles.len() as u64));
-    let index = std::sync::Arc::new(index);
     let configs = vec![index.meta.config.clone()];
+    let index: std::sync::Arc<dyn chizu_store::LayerSource> = std::sync::Arc::new(index);
     let anonymous = chizu_access::Caller::anonymous();
     let staff = chizu_access::Caller::user("bench", ["staff".to_string()]);
     let fixed = chizu_access::View::for_caller(&anonymous, &configs);
@@ -158,7 +158,12 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             tiles
                 .iter()
-                .map(|t| chizu_server::render_tile(*t, &fixed_layers).raw.len())
+                .map(|t| {
+                    chizu_server::render_tile(*t, &fixed_layers)
+                        .unwrap()
+                        .raw
+                        .len()
+                })
                 .sum::<usize>()
         })
     });
@@ -173,7 +178,7 @@ fn benches(c: &mut Criterion) {
                     .map(|t| {
                         let view = chizu_access::View::for_caller(caller, &configs);
                         let layers = vec![(index.clone(), view.layer("parcels").unwrap().clone())];
-                        chizu_server::render_tile(*t, &layers).raw.len()
+                        chizu_server::render_tile(*t, &layers).unwrap().raw.len()
                     })
                     .sum::<usize>()
             })

@@ -2,6 +2,7 @@
 # Installs what chizu needs on Debian 12, only when missing.
 #   scripts/setup-deps.sh          everything the tests need
 #   scripts/setup-deps.sh --demo   only what building and running the demo needs
+#   scripts/setup-deps.sh --cluster  the demo's needs, PostgreSQL/PostGIS and HAProxy
 # Build and run: cmake (PROJ is built from source by the proj crate), Node.js and
 # npm (the web viewer's build), Noto Sans CJK (map labels and the pages' text).
 # Tests also: GDAL and PROJ command-line tools (independent cross-checks),
@@ -9,11 +10,18 @@
 # prometheus-client.
 set -euo pipefail
 demo_only=false
+cluster=false
 [ "${1:-}" = "--demo" ] && demo_only=true
+[ "${1:-}" = "--cluster" ] && demo_only=true && cluster=true
 need_apt=()
 command -v cmake >/dev/null || need_apt+=(cmake)
 command -v npm >/dev/null || need_apt+=(nodejs npm)
 [ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || need_apt+=(fonts-noto-cjk)
+# PostgreSQL 15 with PostGIS 3: the tests run the behaviour suite on it too.
+if ! $demo_only || $cluster; then
+  [ -f /usr/share/postgresql/15/extension/postgis.control ] || need_apt+=(postgresql-15-postgis-3)
+fi
+$cluster && { command -v haproxy >/dev/null || need_apt+=(haproxy); }
 if ! $demo_only; then
   command -v ogrinfo >/dev/null || need_apt+=(gdal-bin)
   command -v cs2cs >/dev/null || need_apt+=(proj-bin)

@@ -4,7 +4,7 @@ use anyhow::{Context, Result, bail};
 use chizu_access::{AuditLog, AuthDb, Caller, View};
 use chizu_core::time::{days_from_civil, iso_date, iso_datetime as iso_time, unix_now};
 use chizu_io::IngestReport;
-use chizu_store::{GpkgStore, Store};
+use chizu_store::{GpkgStore, LayerWrites, StoreLocation};
 use clap::Subcommand;
 use std::io::BufRead;
 use std::path::Path;
@@ -53,10 +53,17 @@ pub enum TokenCommand {
     Revoke { id: i64 },
 }
 
-async fn open_auth(store: &Path) -> Result<(GpkgStore, AuthDb)> {
-    let store = GpkgStore::open(store, false).await?;
-    let auth = AuthDb::open_beside(store.path()).await?;
-    Ok((store, auth))
+/// The accounts of an existing store.
+async fn open_auth(location: &StoreLocation) -> Result<AuthDb> {
+    if let StoreLocation::Gpkg(path) = location
+        && !path.exists()
+    {
+        bail!(
+            "{}: no such store (run `chizu ingest` first)",
+            path.display()
+        );
+    }
+    crate::open_accounts(location).await
 }
 
 fn read_password() -> Result<String> {
@@ -88,8 +95,8 @@ fn check_roles(layers: &Path, roles: &[String]) -> Result<()> {
     Ok(())
 }
 
-pub async fn user(command: UserCommand, store: &Path, layers: &Path) -> Result<()> {
-    let (_store, auth) = open_auth(store).await?;
+pub async fn user(command: UserCommand, store: &StoreLocation, layers: &Path) -> Result<()> {
+    let auth = open_auth(store).await?;
     match command {
         UserCommand::Add { name, roles } => {
             check_roles(layers, &roles)?;
@@ -123,8 +130,8 @@ pub async fn user(command: UserCommand, store: &Path, layers: &Path) -> Result<(
     Ok(())
 }
 
-pub async fn token(command: TokenCommand, store: &Path) -> Result<()> {
-    let (_store, auth) = open_auth(store).await?;
+pub async fn token(command: TokenCommand, store: &StoreLocation) -> Result<()> {
+    let auth = open_auth(store).await?;
     match command {
         TokenCommand::Create {
             user,
@@ -162,10 +169,14 @@ pub async fn token(command: TokenCommand, store: &Path) -> Result<()> {
     Ok(())
 }
 
-pub async fn audit(store: &Path, user: Option<String>, since: Option<String>) -> Result<()> {
-    let (_store, auth) = open_auth(store).await?;
+pub async fn audit(
+    store: &StoreLocation,
+    user: Option<String>,
+    since: Option<String>,
+) -> Result<()> {
+    let auth = open_auth(store).await?;
     let since = since.map(|s| parse_since(&s)).transpose()?;
-    let log = AuditLog::start(auth.pool().clone());
+    let log = AuditLog::start(auth.db().clone());
     println!("time\tuser\tlayer\tvia\tarea\tfeatures\tfields");
     for e in log.events(user.as_deref(), since).await? {
         println!(
@@ -184,11 +195,11 @@ pub async fn audit(store: &Path, user: Option<String>, since: Option<String>) ->
 
 /// Copies what `roles` may see into a new store: the layers they read, only
 /// the fields they read, only the rows their filters admit.
-pub async fn publish(store: &Path, roles: Vec<String>, out: &Path) -> Result<()> {
+pub async fn publish(store: &StoreLocation, roles: Vec<String>, out: &Path) -> Result<()> {
     if out.exists() {
         bail!("{} exists; publish writes a new file", out.display());
     }
-    let source = GpkgStore::open(store, false).await?;
+    let source = store.open(false).await?;
     let layers = source.layers().await?;
     let caller = Caller::roles(roles.clone());
     let view = View::for_caller(&caller, layers.iter().map(|l| &l.config));
@@ -303,7 +314,7 @@ fn parse_since(s: &str) -> Result<i64> {
 /// store without a server.
 #[allow(clippy::too_many_arguments)]
 pub async fn export(
-    store: &Path,
+    store: &StoreLocation,
     layer: &str,
     format: &str,
     crs: &str,
@@ -319,7 +330,7 @@ pub async fn export(
     let epsg = chizu_core::config::parse_epsg(crs)
         .with_context(|| format!("`{crs}` is not of the form EPSG:<code>"))?;
     chizu_io::crs::check_known(epsg)?;
-    let store = std::sync::Arc::new(GpkgStore::open(store, false).await?);
+    let store = store.open(false).await?;
     let meta = store.layer(layer).await?;
     let config = meta.config.clone();
     // Without --role, the machine's administrator sees the whole layer.

@@ -7,7 +7,7 @@ use chizu_access::AuthDb;
 use chizu_core::{LayerConfig, RoleSet};
 use chizu_io::ReadOptions;
 use chizu_server::{AppState, ServerConfig};
-use chizu_store::{GpkgStore, Store};
+use chizu_store::{Store, StoreLocation};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -50,7 +50,7 @@ enum Command {
         #[arg(long)]
         all: bool,
         #[arg(long, env = "CHIZU_STORE", default_value = "chizu.gpkg")]
-        store: PathBuf,
+        store: StoreLocation,
         /// Shapefile text encoding when neither the file nor the layer file says (e.g. CP932).
         #[arg(long)]
         encoding: Option<String>,
@@ -61,12 +61,12 @@ enum Command {
         #[arg(long, default_value = "layers")]
         layers: PathBuf,
         #[arg(long, env = "CHIZU_STORE", default_value = "chizu.gpkg")]
-        store: PathBuf,
+        store: StoreLocation,
     },
     /// Serve tiles, TileJSON and the catalog from a store.
     Serve {
         #[arg(long, env = "CHIZU_STORE", default_value = "chizu.gpkg")]
-        store: PathBuf,
+        store: StoreLocation,
         #[arg(long, env = "CHIZU_BIND", default_value = "127.0.0.1:8080")]
         bind: SocketAddr,
         /// The URL clients use to reach this server (for links), if behind a proxy.
@@ -83,7 +83,7 @@ enum Command {
         #[command(subcommand)]
         command: admin::UserCommand,
         #[arg(long, env = "CHIZU_STORE", default_value = "chizu.gpkg", global = true)]
-        store: PathBuf,
+        store: StoreLocation,
         /// Layer files directory; its roles.toml lists the roles users may have.
         #[arg(long, default_value = "layers", global = true)]
         layers: PathBuf,
@@ -93,12 +93,12 @@ enum Command {
         #[command(subcommand)]
         command: admin::TokenCommand,
         #[arg(long, env = "CHIZU_STORE", default_value = "chizu.gpkg", global = true)]
-        store: PathBuf,
+        store: StoreLocation,
     },
     /// Print the audit log of personal-data reads.
     Audit {
         #[arg(long, env = "CHIZU_STORE", default_value = "chizu.gpkg")]
-        store: PathBuf,
+        store: StoreLocation,
         /// Only this user's reads.
         #[arg(long)]
         user: Option<String>,
@@ -110,7 +110,7 @@ enum Command {
     /// for the internet-facing server.
     Publish {
         #[arg(long, env = "CHIZU_STORE", default_value = "chizu.gpkg")]
-        store: PathBuf,
+        store: StoreLocation,
         /// The roles of the audience (`public` is always included).
         #[arg(long = "role", default_value = "public")]
         roles: Vec<String>,
@@ -120,7 +120,7 @@ enum Command {
     /// Export a layer (all of it, or an area, filtered) for QGIS, CAD or Excel.
     Export {
         #[arg(long, env = "CHIZU_STORE", default_value = "chizu.gpkg")]
-        store: PathBuf,
+        store: StoreLocation,
         #[arg(long)]
         layer: String,
         /// gpkg, fgb, geojson, csv or shp (a zip)
@@ -149,7 +149,7 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         bind: SocketAddr,
         #[arg(long, default_value = "chizu-demo.gpkg")]
-        store: PathBuf,
+        store: StoreLocation,
         #[command(flatten)]
         web: WebArgs,
     },
@@ -193,6 +193,27 @@ struct WebArgs {
     /// Requests in flight from one client address.
     #[arg(long, env = "CHIZU_PER_CLIENT", default_value_t = 64)]
     per_client: usize,
+    /// Seconds between checks for new layer versions. With a PostgreSQL
+    /// store, changes are also pushed (LISTEN/NOTIFY) as they commit.
+    #[arg(long, env = "CHIZU_RELOAD_INTERVAL", default_value_t = 2.0)]
+    reload_interval: f64,
+    /// Serve every layer from `memory` or from the `database` (PostgreSQL
+    /// stores), whatever the layer files' `serve` says.
+    #[arg(long, env = "CHIZU_SERVE_LAYERS", value_parser = parse_serve_mode)]
+    serve_layers: Option<chizu_core::ServeMode>,
+    /// Memory for cached tiles, in MiB (0: every tile is rendered anew, as
+    /// benchmarks of rendering need).
+    #[arg(long, env = "CHIZU_TILE_CACHE_MB", default_value_t = 256)]
+    tile_cache_mb: u64,
+}
+
+fn parse_serve_mode(s: &str) -> Result<chizu_core::ServeMode, String> {
+    match s {
+        "memory" => Ok(chizu_core::ServeMode::Memory),
+        "database" => Ok(chizu_core::ServeMode::Database),
+        "auto" => Ok(chizu_core::ServeMode::Auto),
+        _ => Err("memory, database or auto".into()),
+    }
 }
 
 /// Whether an origin would not make a valid header value.
@@ -262,6 +283,9 @@ impl WebArgs {
         if !(self.query_budget > 0.0 && self.query_budget <= 600.0) {
             anyhow::bail!("--query-budget is seconds between 0 and 600");
         }
+        if !(self.reload_interval >= 0.1 && self.reload_interval <= 86_400.0) {
+            anyhow::bail!("--reload-interval is seconds between 0.1 and 86400");
+        }
         let limits = chizu_server::RequestLimits {
             trusted_proxies: self.trusted_proxy.clone(),
             cors_origins: self.cors_origin.clone(),
@@ -275,6 +299,9 @@ impl WebArgs {
             fonts: Arc::new(fonts),
             background,
             limits,
+            reload_interval: std::time::Duration::from_secs_f64(self.reload_interval),
+            serve_mode: self.serve_layers,
+            tile_cache_bytes: self.tile_cache_mb.saturating_mul(1 << 20),
             ..config
         })
     }
@@ -360,13 +387,13 @@ async fn run(cli: Cli) -> Result<()> {
                 }
                 out
             };
-            let store = GpkgStore::open(&store, true).await?;
+            let store = store.open(true).await?;
             let options = ReadOptions {
                 fallback_encoding: encoding,
             };
             let mut failed = 0;
             for config in &selected {
-                if let Err(e) = ingest_one(&store, config, &options).await {
+                if let Err(e) = ingest_one(&*store, config, &options).await {
                     eprintln!("error: {e:#}");
                     failed += 1;
                 }
@@ -387,7 +414,6 @@ async fn run(cli: Cli) -> Result<()> {
             secure_cookies,
             web,
         } => {
-            let store = GpkgStore::open(&store, false).await?;
             let config = web.apply(ServerConfig {
                 public_url,
                 secure_cookies,
@@ -397,7 +423,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Policy { layers, store } => {
             let configs = load_layers(&layers)?;
-            let store = GpkgStore::open(&store, false).await?;
+            let store = store.open(false).await?;
             let present = store.versions().await?;
             for config in configs.iter().filter(|c| present.contains_key(&c.id)) {
                 let version = store.update_config(config).await?;
@@ -464,7 +490,7 @@ fn load_layers(dir: &Path) -> Result<Vec<LayerConfig>> {
     Ok(configs)
 }
 
-async fn ingest_one(store: &GpkgStore, config: &LayerConfig, options: &ReadOptions) -> Result<()> {
+async fn ingest_one(store: &dyn Store, config: &LayerConfig, options: &ReadOptions) -> Result<()> {
     let started = std::time::Instant::now();
     let bar = indicatif::ProgressBar::new_spinner().with_message(format!("{}: reading", config.id));
     bar.set_style(
@@ -514,14 +540,24 @@ async fn ingest_one(store: &GpkgStore, config: &LayerConfig, options: &ReadOptio
     Ok(())
 }
 
+/// Opens the accounts that go with a store: the file beside a GeoPackage,
+/// or the tables of the same PostgreSQL database.
+pub(crate) async fn open_accounts(location: &StoreLocation) -> Result<AuthDb> {
+    Ok(match location {
+        StoreLocation::Gpkg(path) => AuthDb::open_beside(path).await?,
+        StoreLocation::Postgres(url) => AuthDb::connect_postgres(url).await?,
+    })
+}
+
 async fn serve(
-    store: GpkgStore,
+    location: StoreLocation,
     bind: SocketAddr,
     config: ServerConfig,
     banner: Option<String>,
 ) -> Result<()> {
-    let auth = AuthDb::open_beside(store.path()).await?;
-    let state = AppState::new(Arc::new(store), auth, config).await?;
+    let store = location.open(false).await?;
+    let auth = open_accounts(&location).await?;
+    let state = AppState::new(store, auth, config).await?;
     state.spawn_reloader();
     let listener = tokio::net::TcpListener::bind(bind)
         .await
@@ -557,7 +593,7 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing the requests in flight");
 }
 
-async fn demo(bind: SocketAddr, store_path: PathBuf, web: WebArgs) -> Result<()> {
+async fn demo(bind: SocketAddr, location: StoreLocation, web: WebArgs) -> Result<()> {
     let config = web.apply(ServerConfig::default())?;
     let samples = Path::new("data-samples");
     if chizu_samples::FILES
@@ -575,14 +611,15 @@ async fn demo(bind: SocketAddr, store_path: PathBuf, web: WebArgs) -> Result<()>
         .await??;
         println!("  {counts:?}");
     }
-    let store = GpkgStore::open(&store_path, true).await?;
+    let store = location.open(true).await?;
     let present = store.versions().await?;
     let configs = load_layers(Path::new("layers"))?;
     for config in configs.iter().filter(|c| !present.contains_key(&c.id)) {
-        ingest_one(&store, config, &ReadOptions::default()).await?;
+        ingest_one(&*store, config, &ReadOptions::default()).await?;
     }
+    store.close().await;
     // A staff login for the demo, with a fresh password each start.
-    let auth = AuthDb::open_beside(store.path()).await?;
+    let auth = open_accounts(&location).await?;
     let password = admin::random_password()?;
     let demo_roles = vec![
         "staff".to_string(),
@@ -600,5 +637,5 @@ async fn demo(bind: SocketAddr, store_path: PathBuf, web: WebArgs) -> Result<()>
     let banner = format!(
         "  public map: http://127.0.0.1:{port}/\n  staff map:  http://127.0.0.1:{port}/staff\n  catalog:  http://127.0.0.1:{port}/catalog\n  TileJSON: http://127.0.0.1:{port}/tiles/parcels.json\n  a tile:   http://127.0.0.1:{port}/tiles/parcels,roads,zoning,hazard,boundary/15/28225/13192.mvt\n  staff login (on the staff map, or POST /auth/login): user demo-staff, password {password}"
     );
-    serve(store, bind, config, Some(banner)).await
+    serve(location, bind, config, Some(banner)).await
 }

@@ -285,7 +285,7 @@ fn exports_follow_the_view() {
     );
     let published: usize = published
         .lines()
-        .find_map(|l| l.trim().strip_prefix("n (Integer) = "))
+        .find_map(sql_count)
         .unwrap()
         .parse()
         .unwrap();
@@ -373,12 +373,7 @@ fn exports_follow_the_view() {
             store.to_str().unwrap(),
         ],
     );
-    let n: u64 = n
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("n (Integer) = "))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let n: u64 = n.lines().find_map(sql_count).unwrap().parse().unwrap();
     assert_eq!(feature_count(out.to_str().unwrap(), "parcels"), n);
     let schema = run("ogrinfo", &["-ro", "-so", out.to_str().unwrap(), "parcels"]);
     assert!(

@@ -204,6 +204,10 @@ fn the_store_is_a_geopackage_gdal_reads_as_ingested() {
         "{stored}"
     );
 
+    // The rest is the GeoPackage's own structure.
+    if on_postgres() {
+        return;
+    }
     // The R-tree extension is there and complete.
     let rtree = run(
         "ogrinfo",

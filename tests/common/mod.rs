@@ -61,10 +61,35 @@ pub fn text(out: &Output) -> String {
 /// `data-samples/` (generated), so the layer files' relative paths hold.
 pub struct City {
     pub dir: tempfile::TempDir,
+    /// The database of a PostGIS store (`CHIZU_TEST_STORE=postgres`).
+    pub postgres: Option<Postgres>,
+}
+
+/// Whether the suite runs on PostGIS (`CHIZU_TEST_STORE=postgres`) rather
+/// than on the embedded GeoPackage store.
+pub fn on_postgres() -> bool {
+    std::env::var("CHIZU_TEST_STORE").is_ok_and(|v| v == "postgres")
 }
 
 impl City {
+    /// A city on the store the suite runs on.
     pub fn new() -> City {
+        let mut city = City::on_gpkg();
+        if on_postgres() {
+            city.postgres = Some(Postgres::start());
+        }
+        city
+    }
+
+    /// A city on a throwaway PostgreSQL/PostGIS cluster of its own.
+    pub fn on_postgis() -> City {
+        let mut city = City::on_gpkg();
+        city.postgres = Some(Postgres::start());
+        city
+    }
+
+    /// A city on a GeoPackage store.
+    pub fn on_gpkg() -> City {
         let dir = tempfile::tempdir().expect("temp dir");
         let layers = dir.path().join("layers");
         std::fs::create_dir_all(&layers).unwrap();
@@ -81,15 +106,23 @@ impl City {
         .unwrap();
         let out = chizu(dir.path(), &["samples"]);
         assert!(out.status.success(), "{}", text(&out));
-        City { dir }
+        City {
+            dir,
+            postgres: None,
+        }
     }
 
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
 
+    /// The `--store` of this city: a GeoPackage file, or a PostgreSQL URL
+    /// (as a path, so that the tests pass either the same way).
     pub fn store(&self) -> PathBuf {
-        self.path().join("city.gpkg")
+        match &self.postgres {
+            Some(pg) => PathBuf::from(&pg.url),
+            None => self.path().join("city.gpkg"),
+        }
     }
 
     /// Adds a user with `roles` and returns an API token for it.
@@ -279,8 +312,20 @@ pub fn decode_with_python(files: &[PathBuf]) -> serde_json::Value {
 
 /// Runs a command and returns its stdout, failing the test on error.
 pub fn run(cmd: &str, args: &[&str]) -> String {
+    // GDAL opens a PostgreSQL store by its own name for it: the `chizu`
+    // schema's views (one per layer, its current version), `fid` as the FID.
+    let args: Vec<String> = (args.iter())
+        .map(|a| match a.strip_prefix("postgres://postgres@127.0.0.1:") {
+            Some(rest) if cmd.starts_with("ogr") => {
+                let (port, db) = rest.split_once('/').unwrap();
+                format!("PG:host=127.0.0.1 port={port} dbname={db} user=postgres schemas=chizu")
+            }
+            _ => a.to_string(),
+        })
+        .collect();
     let out = Command::new(cmd)
-        .args(args)
+        .args(&args)
+        .env("PGSQL_OGR_FID", "fid")
         .output()
         .unwrap_or_else(|e| panic!("{cmd}: {e}"));
     assert!(out.status.success(), "{cmd} {args:?}: {}", text(&out));
@@ -302,4 +347,137 @@ pub fn url_encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// A throwaway PostgreSQL 15 cluster with PostGIS on a free port, in a
+/// temporary directory; stopped and removed on drop. Runs the server as the
+/// `postgres` user when the tests run as root (initdb refuses root).
+pub struct Postgres {
+    dir: tempfile::TempDir,
+    pub port: u16,
+    pub url: String,
+}
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+fn as_postgres(program: &str) -> Command {
+    let path = format!("{PG_BIN}/{program}");
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", &path]);
+        c
+    } else {
+        Command::new(path)
+    }
+}
+
+fn is_root() -> bool {
+    run("id", &["-u"]).trim() == "0"
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Postgres {
+    pub fn start() -> Postgres {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        if is_root() {
+            run("chmod", &["755", dir.path().to_str().unwrap()]);
+            run(
+                "install",
+                &[
+                    "-d",
+                    "-o",
+                    "postgres",
+                    "-g",
+                    "postgres",
+                    data.to_str().unwrap(),
+                ],
+            );
+            run(
+                "chown",
+                &["postgres:postgres", dir.path().to_str().unwrap()],
+            );
+        }
+        let status = as_postgres("initdb")
+            .args([
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+            ])
+            .args(["-E", "UTF8", "--locale=C.UTF-8", "--no-sync"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("initdb runs (apt-get install postgresql-15-postgis-3)");
+        assert!(status.success(), "initdb failed");
+        let port = free_port();
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c log_statement=all",
+            dir.path().display()
+        );
+        let log = dir.path().join("server.log");
+        let status = as_postgres("pg_ctl")
+            .args(["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap()])
+            .args(["-o", &options, "-w", "start"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("pg_ctl runs");
+        assert!(
+            status.success(),
+            "PostgreSQL did not start: {:?}",
+            std::fs::read_to_string(&log)
+        );
+        let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+        Postgres { dir, port, url }
+    }
+
+    /// The server's log: with `log_statement = all`, every statement it ran.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Runs SQL with psql and returns its unaligned output.
+    pub fn psql(&self, sql: &str) -> String {
+        run(
+            "psql",
+            &[
+                &self.url,
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ],
+        )
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = as_postgres("pg_ctl")
+            .args(["-D", data.to_str().unwrap(), "-m", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The value of `n` in a line of `ogrinfo -sql "SELECT COUNT(*) AS n ..."`
+/// (`Integer` from SQLite, `Integer64` from PostgreSQL).
+pub fn sql_count(line: &str) -> Option<&str> {
+    let line = line.trim();
+    (line.strip_prefix("n (Integer) = ")).or_else(|| line.strip_prefix("n (Integer64) = "))
 }

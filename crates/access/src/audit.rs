@@ -1,8 +1,8 @@
 //! The audit log of personal-data reads: append-only, written off the request
 //! path by a background task so that tiles are never slowed by it.
 
+use crate::db::{AccountsDb, with_pool};
 use serde::Serialize;
-use sqlx::SqlitePool;
 use tokio::sync::mpsc;
 
 pub(crate) const SCHEMA: &str = r#"
@@ -41,14 +41,14 @@ pub struct AuditEvent {
 #[derive(Clone)]
 pub struct AuditLog {
     sender: mpsc::UnboundedSender<AuditEvent>,
-    pool: SqlitePool,
+    db: AccountsDb,
 }
 
 impl AuditLog {
     /// Starts the writer task. Events are batched into one transaction per burst.
-    pub fn start(pool: SqlitePool) -> AuditLog {
+    pub fn start(db: AccountsDb) -> AuditLog {
         let (sender, mut receiver) = mpsc::unbounded_channel::<AuditEvent>();
-        let writer = pool.clone();
+        let writer = db.clone();
         tokio::spawn(async move {
             while let Some(first) = receiver.recv().await {
                 let mut batch = vec![first];
@@ -63,7 +63,7 @@ impl AuditLog {
                 }
             }
         });
-        AuditLog { sender, pool }
+        AuditLog { sender, db }
     }
 
     pub fn record(&self, mut event: AuditEvent) {
@@ -81,14 +81,18 @@ impl AuditLog {
         user: Option<&str>,
         since: Option<i64>,
     ) -> Result<Vec<AuditEvent>, sqlx::Error> {
-        read(&self.pool, user, since).await
+        read(&self.db, user, since).await
     }
 }
 
-async fn write(pool: &SqlitePool, batch: &[AuditEvent]) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    for e in batch {
-        sqlx::query("INSERT INTO chizu_audit (at, user, layer, via, area, features, fields) VALUES (?, ?, ?, ?, ?, ?, ?)")
+async fn write(db: &AccountsDb, batch: &[AuditEvent]) -> Result<(), sqlx::Error> {
+    with_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        for e in batch {
+            sqlx::query(
+                "INSERT INTO chizu_audit (at, \"user\", layer, via, area, features, fields) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
             .bind(e.at)
             .bind(&e.user)
             .bind(&e.layer)
@@ -98,22 +102,24 @@ async fn write(pool: &SqlitePool, batch: &[AuditEvent]) -> Result<(), sqlx::Erro
             .bind(&e.fields)
             .execute(&mut *tx)
             .await?;
-    }
-    tx.commit().await
+        }
+        tx.commit().await
+    })
 }
 
 pub async fn read(
-    pool: &SqlitePool,
+    db: &AccountsDb,
     user: Option<&str>,
     since: Option<i64>,
 ) -> Result<Vec<AuditEvent>, sqlx::Error> {
-    let rows: Vec<(i64, String, String, String, String, i64, String)> = sqlx::query_as(
-        "SELECT at, user, layer, via, area, features, fields FROM chizu_audit WHERE (?1 IS NULL OR user = ?1) AND (?2 IS NULL OR at >= ?2) ORDER BY id",
+    let rows: Vec<(i64, String, String, String, String, i64, String)> = with_pool!(db, pool => sqlx::query_as(
+        "SELECT at, \"user\", layer, via, area, features, fields FROM chizu_audit \
+         WHERE (CAST($1 AS TEXT) IS NULL OR \"user\" = $1) AND (CAST($2 AS BIGINT) IS NULL OR at >= $2) ORDER BY id",
     )
     .bind(user)
     .bind(since)
     .fetch_all(pool)
-    .await?;
+    .await?);
     Ok(rows
         .into_iter()
         .map(

@@ -2,6 +2,7 @@
 //! Passwords are argon2id hashes; session ids and tokens are 256-bit random
 //! values of which only the SHA-256 is stored, so a copy of the file grants nothing.
 
+use crate::db::{AccountsDb, with_pool};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use serde::Serialize;
@@ -76,7 +77,7 @@ pub struct TokenInfo {
 
 #[derive(Clone)]
 pub struct AuthDb {
-    pool: SqlitePool,
+    db: AccountsDb,
 }
 
 pub(crate) fn now() -> i64 {
@@ -172,7 +173,10 @@ impl AuthDb {
     /// drops them there. Idempotent: a copy interrupted half-way is finished
     /// by the next open.
     async fn move_out_of(&self, store: &Path) -> Result<(), AuthError> {
-        let mut conn = self.pool.acquire().await?;
+        let AccountsDb::Sqlite(pool) = &self.db else {
+            return Ok(());
+        };
+        let mut conn = pool.acquire().await?;
         sqlx::query("ATTACH DATABASE ? AS map")
             .bind(store.to_string_lossy().to_string())
             .execute(&mut *conn)
@@ -208,15 +212,35 @@ impl AuthDb {
         Ok(())
     }
 
-    /// Uses (and prepares) a database for the account tables.
+    /// Uses (and prepares) a SQLite database for the account tables.
     pub async fn new(pool: SqlitePool) -> Result<AuthDb, AuthError> {
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
         sqlx::raw_sql(crate::audit::SCHEMA).execute(&pool).await?;
-        Ok(AuthDb { pool })
+        Ok(AuthDb {
+            db: AccountsDb::Sqlite(pool),
+        })
     }
 
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// Accounts in memory, gone when dropped (router tests, one-off tools).
+    pub async fn in_memory() -> Result<AuthDb, AuthError> {
+        // One connection: each connection to `sqlite::memory:` is a database of its own.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await?;
+        AuthDb::new(pool).await
+    }
+
+    /// Uses (and migrates) the account tables of a PostgreSQL database.
+    pub async fn connect_postgres(url: &str) -> Result<AuthDb, AuthError> {
+        Ok(AuthDb {
+            db: AccountsDb::Postgres(crate::db::connect_postgres(url).await?),
+        })
+    }
+
+    /// The database the accounts are kept in.
+    pub fn db(&self) -> &AccountsDb {
+        &self.db
     }
 
     fn hash(password: &str) -> Result<String, AuthError> {
@@ -239,77 +263,85 @@ impl AuthDb {
             return Err(AuthError::BadName(name.to_string()));
         }
         let hash = Self::hash(password)?;
-        let result = sqlx::query(
-            "INSERT INTO chizu_users (name, password_hash, roles, created_at) VALUES (?, ?, ?, ?)",
+        let result = with_pool!(&self.db, pool => sqlx::query(
+            "INSERT INTO chizu_users (name, password_hash, roles, created_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(name)
-        .bind(hash)
+        .bind(&hash)
         .bind(roles.join(","))
         .bind(now())
-        .execute(&self.pool)
-        .await;
+        .execute(pool)
+        .await
+        .map(|_| ()));
         match result {
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 Err(AuthError::UserExists(name.to_string()))
             }
-            other => other.map(|_| ()).map_err(Into::into),
+            other => other.map_err(Into::into),
         }
+    }
+
+    /// Runs one statement on a user's row; `NoUser` when there is none.
+    async fn update_user(&self, sql: &str, value: &str, name: &str) -> Result<(), AuthError> {
+        let n = with_pool!(&self.db, pool => sqlx::query(sql)
+            .bind(value)
+            .bind(name)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        if n == 0 {
+            return Err(AuthError::NoUser(name.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Ends every session of a user.
+    async fn end_sessions(&self, name: &str) -> Result<(), AuthError> {
+        with_pool!(&self.db, pool => sqlx::query("DELETE FROM chizu_sessions WHERE \"user\" = $1")
+            .bind(name)
+            .execute(pool)
+            .await
+            .map(|_| ())?);
+        Ok(())
     }
 
     /// Sets a new password; every session of the user ends.
     pub async fn set_password(&self, name: &str, password: &str) -> Result<(), AuthError> {
         let hash = Self::hash(password)?;
-        let n = sqlx::query("UPDATE chizu_users SET password_hash = ? WHERE name = ?")
-            .bind(hash)
-            .bind(name)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        if n == 0 {
-            return Err(AuthError::NoUser(name.to_string()));
-        }
-        sqlx::query("DELETE FROM chizu_sessions WHERE user = ?")
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.update_user(
+            "UPDATE chizu_users SET password_hash = $1 WHERE name = $2",
+            &hash,
+            name,
+        )
+        .await?;
+        self.end_sessions(name).await
     }
 
     pub async fn set_roles(&self, name: &str, roles: &[String]) -> Result<(), AuthError> {
-        let n = sqlx::query("UPDATE chizu_users SET roles = ? WHERE name = ?")
-            .bind(roles.join(","))
-            .bind(name)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        if n == 0 {
-            return Err(AuthError::NoUser(name.to_string()));
-        }
-        Ok(())
+        self.update_user(
+            "UPDATE chizu_users SET roles = $1 WHERE name = $2",
+            &roles.join(","),
+            name,
+        )
+        .await
     }
 
     /// Disables a user: logins, sessions and tokens stop working at once.
     pub async fn disable(&self, name: &str) -> Result<(), AuthError> {
-        let n = sqlx::query("UPDATE chizu_users SET disabled = 1 WHERE name = ?")
-            .bind(name)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        if n == 0 {
-            return Err(AuthError::NoUser(name.to_string()));
-        }
-        sqlx::query("DELETE FROM chizu_sessions WHERE user = ?")
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        self.update_user(
+            "UPDATE chizu_users SET disabled = CAST($1 AS BIGINT) WHERE name = $2",
+            "1",
+            name,
+        )
+        .await?;
+        self.end_sessions(name).await
     }
 
     pub async fn users(&self) -> Result<Vec<UserInfo>, AuthError> {
-        let rows: Vec<(String, String, i64)> =
+        let rows: Vec<(String, String, i64)> = with_pool!(&self.db, pool =>
             sqlx::query_as("SELECT name, roles, disabled FROM chizu_users ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?;
+                .fetch_all(pool)
+                .await?);
         Ok(rows
             .into_iter()
             .map(|(name, roles, disabled)| user_info(name, &roles, disabled))
@@ -317,23 +349,23 @@ impl AuthDb {
     }
 
     pub async fn user(&self, name: &str) -> Result<Option<UserInfo>, AuthError> {
-        let row: Option<(String, String, i64)> =
-            sqlx::query_as("SELECT name, roles, disabled FROM chizu_users WHERE name = ?")
+        let row: Option<(String, String, i64)> = with_pool!(&self.db, pool =>
+            sqlx::query_as("SELECT name, roles, disabled FROM chizu_users WHERE name = $1")
                 .bind(name)
-                .fetch_optional(&self.pool)
-                .await?;
+                .fetch_optional(pool)
+                .await?);
         Ok(row.map(|(name, roles, disabled)| user_info(name, &roles, disabled)))
     }
 
     /// Checks a password. Unknown users, disabled users and wrong passwords all
     /// answer `None` after the same argon2 work.
     pub async fn verify(&self, name: &str, password: &str) -> Result<Option<UserInfo>, AuthError> {
-        let row: Option<(String, String, String, i64)> = sqlx::query_as(
-            "SELECT name, password_hash, roles, disabled FROM chizu_users WHERE name = ?",
+        let row: Option<(String, String, String, i64)> = with_pool!(&self.db, pool => sqlx::query_as(
+            "SELECT name, password_hash, roles, disabled FROM chizu_users WHERE name = $1",
         )
         .bind(name)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(pool)
+        .await?);
         let stored = row.as_ref().map(|r| r.1.clone());
         let password = password.to_string();
         // On the hashing threads: one check per core at a time, so a burst
@@ -357,37 +389,42 @@ impl AuthDb {
     pub async fn create_session(&self, user: &str) -> Result<String, AuthError> {
         let secret = random_secret()?;
         let now = now();
-        sqlx::query("DELETE FROM chizu_sessions WHERE expires_at < ?")
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        sqlx::query("INSERT INTO chizu_sessions VALUES (?, ?, ?, ?)")
-            .bind(digest(&secret))
-            .bind(user)
-            .bind(now)
-            .bind(now + SESSION_LIFETIME.as_secs() as i64)
-            .execute(&self.pool)
-            .await?;
+        with_pool!(&self.db, pool => {
+            sqlx::query("DELETE FROM chizu_sessions WHERE expires_at < $1")
+                .bind(now)
+                .execute(pool)
+                .await?;
+            sqlx::query("INSERT INTO chizu_sessions VALUES ($1, $2, $3, $4)")
+                .bind(digest(&secret))
+                .bind(user)
+                .bind(now)
+                .bind(now + SESSION_LIFETIME.as_secs() as i64)
+                .execute(pool)
+                .await
+                .map(|_| ())?
+        });
         Ok(secret)
     }
 
     pub async fn end_session(&self, secret: &str) -> Result<(), AuthError> {
-        sqlx::query("DELETE FROM chizu_sessions WHERE id_hash = ?")
+        with_pool!(&self.db, pool => sqlx::query("DELETE FROM chizu_sessions WHERE id_hash = $1")
             .bind(digest(secret))
-            .execute(&self.pool)
-            .await?;
+            .execute(pool)
+            .await
+            .map(|_| ())?);
         Ok(())
     }
 
     /// The user of a live session (not expired, user not disabled).
     pub async fn session_user(&self, secret: &str) -> Result<Option<UserInfo>, AuthError> {
-        let row: Option<(String, String, i64)> = sqlx::query_as(
-            "SELECT u.name, u.roles, u.disabled FROM chizu_sessions s JOIN chizu_users u ON u.name = s.user WHERE s.id_hash = ? AND s.expires_at > ? AND u.disabled = 0",
+        let row: Option<(String, String, i64)> = with_pool!(&self.db, pool => sqlx::query_as(
+            "SELECT u.name, u.roles, u.disabled FROM chizu_sessions s JOIN chizu_users u ON u.name = s.\"user\" \
+             WHERE s.id_hash = $1 AND s.expires_at > $2 AND u.disabled = 0",
         )
         .bind(digest(secret))
         .bind(now())
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(pool)
+        .await?);
         Ok(row.map(|(name, roles, disabled)| user_info(name, &roles, disabled)))
     }
 
@@ -403,25 +440,28 @@ impl AuthDb {
         }
         let secret = format!("chizu_{}", random_secret()?);
         let now = now();
-        let id = sqlx::query("INSERT INTO chizu_tokens (token_hash, user, label, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(digest(&secret))
-            .bind(user)
-            .bind(label)
-            .bind(now)
-            .bind(now.saturating_add(lifetime.as_secs() as i64))
-            .execute(&self.pool)
-            .await?
-            .last_insert_rowid();
+        let id: i64 = with_pool!(&self.db, pool => sqlx::query_scalar(
+            "INSERT INTO chizu_tokens (token_hash, \"user\", label, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(digest(&secret))
+        .bind(user)
+        .bind(label)
+        .bind(now)
+        .bind(now.saturating_add(lifetime.as_secs() as i64))
+        .fetch_one(pool)
+        .await?);
         Ok((id, secret))
     }
 
     pub async fn tokens(&self, user: Option<&str>) -> Result<Vec<TokenInfo>, AuthError> {
-        let rows: Vec<(i64, String, String, i64, i64, i64)> = sqlx::query_as(
-            "SELECT id, user, label, created_at, expires_at, revoked FROM chizu_tokens WHERE (?1 IS NULL OR user = ?1) ORDER BY id",
+        let rows: Vec<(i64, String, String, i64, i64, i64)> = with_pool!(&self.db, pool => sqlx::query_as(
+            "SELECT id, \"user\", label, created_at, expires_at, revoked FROM chizu_tokens \
+             WHERE (CAST($1 AS TEXT) IS NULL OR \"user\" = $1) ORDER BY id",
         )
         .bind(user)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await?);
         Ok(rows
             .into_iter()
             .map(
@@ -438,11 +478,11 @@ impl AuthDb {
     }
 
     pub async fn revoke_token(&self, id: i64) -> Result<(), AuthError> {
-        let n = sqlx::query("UPDATE chizu_tokens SET revoked = 1 WHERE id = ?")
+        let n = with_pool!(&self.db, pool => sqlx::query("UPDATE chizu_tokens SET revoked = 1 WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .execute(pool)
             .await?
-            .rows_affected();
+            .rows_affected());
         if n == 0 {
             return Err(AuthError::NoToken(id));
         }
@@ -451,13 +491,14 @@ impl AuthDb {
 
     /// The user of a valid token (not expired, not revoked, user not disabled).
     pub async fn token_user(&self, secret: &str) -> Result<Option<UserInfo>, AuthError> {
-        let row: Option<(String, String, i64)> = sqlx::query_as(
-            "SELECT u.name, u.roles, u.disabled FROM chizu_tokens t JOIN chizu_users u ON u.name = t.user WHERE t.token_hash = ? AND t.revoked = 0 AND t.expires_at > ? AND u.disabled = 0",
+        let row: Option<(String, String, i64)> = with_pool!(&self.db, pool => sqlx::query_as(
+            "SELECT u.name, u.roles, u.disabled FROM chizu_tokens t JOIN chizu_users u ON u.name = t.\"user\" \
+             WHERE t.token_hash = $1 AND t.revoked = 0 AND t.expires_at > $2 AND u.disabled = 0",
         )
         .bind(digest(secret))
         .bind(now())
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(pool)
+        .await?);
         Ok(row.map(|(name, roles, disabled)| user_info(name, &roles, disabled)))
     }
 }
@@ -490,7 +531,7 @@ mod tests {
         old.add_user("kato", "a long password", &["staff".into()])
             .await
             .unwrap();
-        old.pool().close().await;
+        with_pool!(old.db(), pool => pool.close().await);
 
         let db = AuthDb::open_beside(&map).await.unwrap();
         assert_eq!(db.user("kato").await.unwrap().unwrap().roles, vec!["staff"]);

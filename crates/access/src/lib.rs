@@ -8,14 +8,16 @@
 
 mod audit;
 mod auth;
+mod db;
 mod hashing;
 mod limiter;
 mod view;
 
 pub use audit::{AuditEvent, AuditLog};
 pub use auth::{AuthDb, AuthError, SESSION_LIFETIME, TokenInfo, UserInfo, accounts_path};
+pub use db::AccountsDb;
 
 /// [`SESSION_LIFETIME`] in seconds, for cookies.
 pub const SESSION_LIFETIME_SECS: u64 = SESSION_LIFETIME.as_secs();
-pub use limiter::LoginLimiter;
+pub use limiter::{Limiter, LoginLimiter, SharedLimiter};
 pub use view::{Caller, LayerView, View};

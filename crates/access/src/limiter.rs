@@ -36,6 +36,18 @@ pub struct LimiterPolicy {
     pub window: Duration,
 }
 
+impl LimiterPolicy {
+    /// How long the next attempt must wait after `failures` failures of a
+    /// counter that allows `free` attempts.
+    fn delay_after(&self, failures: u32, free: u32) -> Duration {
+        if failures < free {
+            return Duration::ZERO;
+        }
+        let doublings = (failures - free).min(30);
+        (self.first_delay.saturating_mul(1u32 << doublings)).min(self.max_delay)
+    }
+}
+
 impl Default for LimiterPolicy {
     fn default() -> Self {
         LimiterPolicy {
@@ -90,15 +102,7 @@ impl<K: Hash + Eq + Clone> Table<K> {
             .live(&key, now, policy.window)
             .map_or(0, |r| r.failures)
             + 1;
-        let delay = if failures < self.free {
-            Duration::ZERO
-        } else {
-            let doublings = (failures - self.free).min(30);
-            policy
-                .first_delay
-                .saturating_mul(1u32 << doublings)
-                .min(policy.max_delay)
-        };
+        let delay = policy.delay_after(failures, self.free);
         self.records.insert(
             key,
             Record {
@@ -177,6 +181,143 @@ impl LoginLimiter {
         let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
         t.pairs.records.remove(&(user.clone(), addr));
         t.users.records.remove(&user);
+    }
+}
+
+/// The login limiter of a deployment: in this process (one instance on a
+/// GeoPackage store) or in PostgreSQL, shared by every instance, with the same
+/// rules.
+pub enum Limiter {
+    Local(LoginLimiter),
+    Shared(SharedLimiter),
+}
+
+impl Limiter {
+    /// The limiter that goes with the accounts: shared when they are in PostgreSQL.
+    pub fn for_accounts(db: &crate::AccountsDb) -> Limiter {
+        match db {
+            crate::AccountsDb::Sqlite(_) => Limiter::Local(LoginLimiter::default()),
+            crate::AccountsDb::Postgres(pool) => Limiter::Shared(SharedLimiter {
+                policy: LimiterPolicy::default(),
+                pool: pool.clone(),
+            }),
+        }
+    }
+
+    /// As [`LoginLimiter::reserve`].
+    pub async fn reserve(
+        &self,
+        user: &str,
+        addr: IpAddr,
+    ) -> Result<Result<(), Duration>, sqlx::Error> {
+        match self {
+            Limiter::Local(l) => Ok(l.reserve(user, addr)),
+            Limiter::Shared(l) => l.reserve(user, addr).await,
+        }
+    }
+
+    /// As [`LoginLimiter::succeeded`].
+    pub async fn succeeded(&self, user: &str, addr: IpAddr) -> Result<(), sqlx::Error> {
+        match self {
+            Limiter::Local(l) => {
+                l.succeeded(user, addr);
+                Ok(())
+            }
+            Limiter::Shared(l) => l.succeeded(user, addr).await,
+        }
+    }
+}
+
+/// The limiter's counters in PostgreSQL (`chizu_login_limits`). One attempt
+/// locks its three rows (in one order, so concurrent logins cannot deadlock)
+/// and counts them within one transaction: concurrent guesses through any
+/// number of instances get exactly the free attempts. Times are the
+/// database's clock, so the instances' clocks need not agree.
+pub struct SharedLimiter {
+    policy: LimiterPolicy,
+    pool: sqlx::PgPool,
+}
+
+impl SharedLimiter {
+    /// (kind, key, free attempts), in the order rows are locked.
+    fn counters(&self, user: &str, addr: IpAddr) -> [(&'static str, String, u32); 3] {
+        let user = user.to_lowercase();
+        [
+            ("addr", addr.to_string(), self.policy.free_per_addr),
+            ("pair", format!("{user} {addr}"), self.policy.free_per_pair),
+            ("user", user, self.policy.free_per_user),
+        ]
+    }
+
+    async fn reserve(&self, user: &str, addr: IpAddr) -> Result<Result<(), Duration>, sqlx::Error> {
+        let counters = self.counters(user, addr);
+        let window = self.policy.window.as_millis() as i64;
+        let mut tx = self.pool.begin().await?;
+        let now: i64 =
+            sqlx::query_scalar("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint")
+                .fetch_one(&mut *tx)
+                .await?;
+        let mut rows = Vec::with_capacity(3);
+        for (kind, key, _) in &counters {
+            sqlx::query(
+                "INSERT INTO chizu_login_limits VALUES ($1, $2, 0, 0, 0) ON CONFLICT DO NOTHING",
+            )
+            .bind(kind)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+            let row: (i64, i64, i64) = sqlx::query_as(
+                "SELECT failures, last_ms, next_allowed_ms FROM chizu_login_limits \
+                 WHERE kind = $1 AND key = $2 FOR UPDATE",
+            )
+            .bind(kind)
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await?;
+            // A counter forgets its failures `window` after the last one.
+            let live = now - row.1 < window;
+            rows.push(if live { row } else { (0, 0, 0) });
+        }
+        let wait = (rows.iter()).map(|r| r.2 - now).max().unwrap_or(0);
+        if wait > 0 {
+            tx.commit().await?;
+            return Ok(Err(Duration::from_millis(wait as u64)));
+        }
+        for ((kind, key, free), (failures, _, _)) in counters.iter().zip(&rows) {
+            let failures = (*failures as u32).saturating_add(1);
+            let delay = self.policy.delay_after(failures, *free).as_millis() as i64;
+            sqlx::query(
+                "UPDATE chizu_login_limits SET failures = $3, last_ms = $4, next_allowed_ms = $5 \
+                 WHERE kind = $1 AND key = $2",
+            )
+            .bind(kind)
+            .bind(key)
+            .bind(failures as i64)
+            .bind(now)
+            .bind(now + delay)
+            .execute(&mut *tx)
+            .await?;
+        }
+        // Counters nobody has failed on for a window hold nobody up.
+        sqlx::query("DELETE FROM chizu_login_limits WHERE last_ms < $1 AND next_allowed_ms < $2")
+            .bind(now - window)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    async fn succeeded(&self, user: &str, addr: IpAddr) -> Result<(), sqlx::Error> {
+        let [_, (_, pair, _), (_, user, _)] = self.counters(user, addr);
+        sqlx::query(
+            "DELETE FROM chizu_login_limits WHERE (kind = 'pair' AND key = $1) OR (kind = 'user' AND key = $2)",
+        )
+        .bind(pair)
+        .bind(user)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }
 

@@ -302,8 +302,39 @@ pub struct LayerConfig {
     pub invalid_geometry: InvalidGeometryPolicy,
     #[serde(default)]
     pub tiles: TileOptions,
+    /// Where the server reads the layer from (memory snapshot or database).
+    #[serde(default)]
+    pub serve: ServeMode,
     pub fields: Vec<FieldDef>,
     pub access: AccessConfig,
+}
+
+/// How a layer is served: from an R-tree snapshot in the server's memory
+/// (fastest), or from the database on each request (for layers larger than
+/// memory; PostgreSQL stores only). `auto` serves from the database when the
+/// store can and the layer has more than [`ServeMode::AUTO_DATABASE_FEATURES`]
+/// features.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServeMode {
+    #[default]
+    Auto,
+    Memory,
+    Database,
+}
+
+impl ServeMode {
+    pub const AUTO_DATABASE_FEATURES: u64 = 1_000_000;
+
+    /// Whether a layer of `features` features is served from the database
+    /// (when the store can).
+    pub fn from_database(self, features: u64) -> bool {
+        match self {
+            ServeMode::Memory => false,
+            ServeMode::Database => true,
+            ServeMode::Auto => features > ServeMode::AUTO_DATABASE_FEATURES,
+        }
+    }
 }
 
 /// The roles a deployment knows (from `roles.toml`); `public` is always one of them.

@@ -15,7 +15,8 @@ pub mod value;
 
 pub use config::{
     AccessConfig, ConfigError, FieldDef, FieldType, GeometryKind, InvalidGeometryPolicy,
-    LayerConfig, LocalizedText, RoleSet, SourceConfig, SourceFormat, TileOptions, ZoomRange,
+    LayerConfig, LocalizedText, RoleSet, ServeMode, SourceConfig, SourceFormat, TileOptions,
+    ZoomRange,
 };
 pub use feature::Feature;
 pub use tile::{Bounds, TileCoord, TileError};

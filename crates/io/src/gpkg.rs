@@ -56,7 +56,11 @@ pub fn decode_blob(blob: &[u8]) -> Result<Geometry<f64>, String> {
     if blob.len() < start {
         return Err("truncated GeoPackage geometry blob".into());
     }
-    let wkb = &blob[start..];
+    decode_wkb(&blob[start..])
+}
+
+/// Decodes plain (ISO or extended) WKB, checked first as [`check_wkb`] says.
+pub fn decode_wkb(wkb: &[u8]) -> Result<Geometry<f64>, String> {
     check_wkb(wkb, 0)?;
     geozero::wkb::Wkb(wkb)
         .to_geo()

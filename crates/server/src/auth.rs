@@ -53,7 +53,9 @@ pub async fn login(
     }
     // The attempt is reserved before the password is checked, so concurrent
     // guesses cannot slip past the count.
-    if let Err(wait) = state.limiter.reserve(&credentials.username, addr) {
+    let reserved = (state.limiter.reserve(&credentials.username, addr).await)
+        .map_err(|e| ApiError::internal("login limiter", e))?;
+    if let Err(wait) = reserved {
         let mut response = ApiError {
             status: StatusCode::TOO_MANY_REQUESTS,
             title: "Too Many Requests",
@@ -86,7 +88,8 @@ pub async fn login(
             detail: "wrong user name or password".into(),
         });
     };
-    state.limiter.succeeded(&credentials.username, addr);
+    (state.limiter.succeeded(&credentials.username, addr).await)
+        .map_err(|e| ApiError::internal("login limiter", e))?;
     state
         .metrics
         .logins_succeeded

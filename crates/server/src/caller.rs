@@ -6,7 +6,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use chizu_access::{Caller, LayerView, View};
-use chizu_store::LayerIndex;
+use chizu_store::LayerSource;
 use std::sync::Arc;
 
 pub const SESSION_COOKIE: &str = "chizu_session";
@@ -29,20 +29,20 @@ impl Ctx {
 
     /// Every layer the caller may see, with its view, in id order, owned
     /// (for work off the async runtime).
-    pub fn visible_owned(&self) -> Vec<(Arc<LayerIndex>, LayerView)> {
+    pub fn visible_owned(&self) -> Vec<(Arc<dyn LayerSource>, LayerView)> {
         self.visible()
             .map(|(i, v)| (i.clone(), v.clone()))
             .collect()
     }
 
     /// Every layer the caller may see, with its view, in id order.
-    pub fn visible(&self) -> impl Iterator<Item = (&Arc<LayerIndex>, &LayerView)> {
+    pub fn visible(&self) -> impl Iterator<Item = (&Arc<dyn LayerSource>, &LayerView)> {
         (self.view.layers()).filter_map(|v| self.layers.get(&v.id).map(|index| (index, v)))
     }
 
     /// One layer and the caller's view of it; `None` is the same for a
     /// hidden layer as for one that does not exist.
-    pub fn layer(&self, id: &str) -> Option<(&Arc<LayerIndex>, &LayerView)> {
+    pub fn layer(&self, id: &str) -> Option<(&Arc<dyn LayerSource>, &LayerView)> {
         self.layers.get(id).zip(self.view.layer(id))
     }
 

@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 
 /// An error as the caller sees it. `detail` is written for the caller: it never
 /// carries internal paths, SQL or anything about data the caller may not see.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
     pub title: &'static str,
@@ -45,6 +45,21 @@ impl ApiError {
         // to tell hidden layers from missing ones.
         let shown: String = id.chars().take(64).collect();
         ApiError::not_found(format!("no layer `{shown}`"))
+    }
+}
+
+/// A store that could not answer a read while a request was being served.
+impl From<chizu_store::StoreError> for ApiError {
+    fn from(e: chizu_store::StoreError) -> Self {
+        match e {
+            // The next answer comes from the new version, a moment later.
+            chizu_store::StoreError::Replaced(_) => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                title: "Service Unavailable",
+                detail: "the layer is being replaced by a new version; try again".into(),
+            },
+            e => ApiError::internal("reading the store", e),
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! may not read is a 404, as everywhere.
 
 use crate::caller::Ctx;
-use crate::crs::Crs;
+use crate::selection::Selection;
 use crate::{ApiError, AppState};
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -13,7 +13,7 @@ use bytes::Bytes;
 use chizu_access::{AuditEvent, LayerView};
 use chizu_core::Feature;
 use chizu_io::export::{ExportFormat, ExportSpec, TextEncoding};
-use chizu_store::LayerIndex;
+use chizu_store::LayerSource;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -67,15 +67,55 @@ fn today() -> String {
 }
 
 pub struct ExportRequest {
-    pub index: Arc<LayerIndex>,
+    pub index: Arc<dyn LayerSource>,
     pub view: LayerView,
     pub format: ExportFormat,
-    pub crs: Crs,
     pub encoding: Option<String>,
-    /// The features to write, in order (already filtered), as indices into the layer.
-    pub selected: Vec<usize>,
-    pub properties: Vec<usize>,
+    /// Which features, which properties, which CRS.
+    pub selection: Selection,
+    /// Features of the selection skipped, then taken (`offset`, `limit` when given).
+    pub skip: usize,
+    pub take: usize,
     pub area: String,
+}
+
+/// The selected features, read on a thread of their own as the writer
+/// takes them (a bounded channel: memory stays flat for a layer of any
+/// size, also one served from the database). The reading stops when the
+/// writer stops taking, or when `cancel` is raised (the client left), also
+/// while no row matches.
+fn produce(req: &ExportRequest, cancel: Arc<AtomicBool>) -> std::sync::mpsc::Receiver<Feature> {
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Feature>(256);
+    let (source, view) = (req.index.clone(), req.view.clone());
+    let (skip, take) = (req.skip, req.take);
+    let selection = Arc::new(req.selection.clone());
+    crate::work::background(move || {
+        let budget = crate::work::Budget::until_cancelled(cancel);
+        let mut seen = 0usize;
+        let mut sent = 0usize;
+        let result = selection.each(source.as_ref(), &view, Some(&budget), &mut |f| {
+            seen += 1;
+            if seen <= skip {
+                return true;
+            }
+            if sent >= take {
+                return false;
+            }
+            sent += 1;
+            let feature = Feature {
+                id: f.id,
+                geometry: f.lonlat.clone(),
+                properties: (selection.properties.iter())
+                    .map(|p| f.properties[*p].clone())
+                    .collect(),
+            };
+            sender.send(feature).is_ok()
+        });
+        if let Err(e) = result {
+            tracing::warn!("export read stopped: {}", e.detail);
+        }
+    });
+    receiver
 }
 
 /// The answer to a caller who may read a layer but not export it.
@@ -93,11 +133,11 @@ pub async fn respond(
     ctx: &Ctx,
     req: ExportRequest,
 ) -> Result<Response, ApiError> {
-    let c = req.index.meta.config.clone();
+    let c = req.index.meta().config.clone();
     if !req.view.can_export {
         return Err(forbidden(&c.id));
     }
-    let epsg = req.crs.epsg.unwrap_or(4326);
+    let epsg = req.selection.crs.epsg.unwrap_or(4326);
     let encoding = match (req.format, req.encoding.as_deref()) {
         (_, Some(e)) => TextEncoding::parse(e)
             .ok_or_else(|| ApiError::bad_request("encoding is cp932 or utf-8"))?,
@@ -109,9 +149,7 @@ pub async fn respond(
         layer: c.id.clone(),
         title: c.title.ja.clone(),
         kind: c.geometry,
-        fields: req
-            .properties
-            .iter()
+        fields: (req.selection.properties.iter())
             .map(|i| c.fields[*i].clone())
             .collect(),
         epsg,
@@ -129,41 +167,44 @@ pub async fn respond(
         today(),
         req.format.extension()
     );
-    if let Some(user) = &ctx.caller.user {
-        let personal: Vec<&str> = req
-            .view
-            .personal
-            .iter()
-            .filter(|i| req.properties.contains(i))
-            .map(|i| c.fields[*i].name.as_str())
-            .collect();
-        if !personal.is_empty() && !req.selected.is_empty() {
-            state.audit.record(AuditEvent {
-                at: 0,
-                user: user.clone(),
-                layer: c.id.clone(),
-                via: "export".into(),
-                area: req.area.clone(),
-                features: req.selected.len() as u64,
-                fields: personal.join(","),
-            });
-        }
-    }
-    let index = req.index.clone();
-    let selected = req.selected;
-    let props = req.properties.clone();
-    let features = move || {
-        let index = index.clone();
-        let props = props.clone();
-        selected.into_iter().map(move |i| {
-            let f = &index.features[i];
-            Feature {
-                id: f.id,
-                geometry: f.lonlat.clone(),
-                properties: props.iter().map(|p| f.properties[*p].clone()).collect(),
+    // Reads of personal fields by a logged-in caller are audited with the
+    // number of features written, once the export has finished.
+    let personal: Vec<&str> = (req.view.personal.iter())
+        .filter(|i| req.selection.properties.contains(i))
+        .map(|i| c.fields[*i].name.as_str())
+        .collect();
+    let audit = ctx
+        .caller
+        .user
+        .clone()
+        .filter(|_| !personal.is_empty())
+        .map(|user| {
+            let (log, event) = (
+                state.audit.clone(),
+                AuditEvent {
+                    at: 0,
+                    user,
+                    layer: c.id.clone(),
+                    via: "export".into(),
+                    area: req.area.clone(),
+                    features: 0,
+                    fields: personal.join(","),
+                },
+            );
+            move |written: u64| {
+                if written > 0 {
+                    log.record(AuditEvent {
+                        features: written,
+                        ..event
+                    });
+                }
             }
-        })
-    };
+        });
+    // Raised when the client leaves: the response body (streamed formats) or
+    // the request (files) is dropped before the export is done.
+    let cancel = Arc::new(AtomicBool::new(false));
+    let receiver = produce(&req, cancel.clone());
+    let features = move || receiver.into_iter();
     let body = if req.format.streams() {
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
         crate::work::background(move || {
@@ -173,21 +214,30 @@ pub async fn respond(
             };
             let cancel = AtomicBool::new(false);
             let mut iter = features();
-            if let Err(e) =
-                chizu_io::export::export_stream(&spec, &mut iter, &mut out, &cancel, &mut |_| {})
+            match chizu_io::export::export_stream(&spec, &mut iter, &mut out, &cancel, &mut |_| {})
             {
-                // Mid-stream the status is sent already: end the body with an error
-                // so the client sees a truncated transfer, not a complete file.
-                tracing::warn!("export of {} stopped: {e}", spec.layer);
-                let _ = sender.blocking_send(Err(std::io::Error::other("export failed")));
+                Ok(stats) => {
+                    if let Some(audit) = audit {
+                        audit(stats.features);
+                    }
+                }
+                Err(e) => {
+                    // Mid-stream the status is sent already: end the body with an error
+                    // so the client sees a truncated transfer, not a complete file.
+                    tracing::warn!("export of {} stopped: {e}", spec.layer);
+                    let _ = sender.blocking_send(Err(std::io::Error::other("export failed")));
+                }
             }
         });
-        Body::from_stream(futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)))
+        let gone = CancelOnDrop(Some(cancel));
+        Body::from_stream(futures::stream::poll_fn(move |cx| {
+            let _ = &gone;
+            receiver.poll_recv(cx)
+        }))
     } else {
         let dir = tempfile::tempdir().map_err(|e| ApiError::internal("export temp dir", e))?;
         let path = dir.path().join(&filename);
         let path2 = path.clone();
-        let cancel = Arc::new(AtomicBool::new(false));
         let guard = CancelOnDrop(Some(cancel.clone()));
         let written = crate::work::background(move || {
             let mut iter = features();
@@ -196,12 +246,15 @@ pub async fn respond(
         .await;
         // Finished: nothing left to cancel.
         guard.disarm();
-        written
+        let stats = written
             .map_err(|e| ApiError::internal("export", e))?
             .map_err(|e| match e {
                 e @ chizu_io::IoError::Field { .. } => ApiError::bad_request(e.to_string()),
                 e => ApiError::internal("export", e),
             })?;
+        if let Some(audit) = audit {
+            audit(stats.features);
+        }
         let file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| ApiError::internal("export file", e))?;
@@ -238,7 +291,7 @@ pub async fn respond(
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(v) = HeaderValue::from_str(&format!("<{}>", req.crs.uri())) {
+    if let Ok(v) = HeaderValue::from_str(&format!("<{}>", req.selection.crs.uri())) {
         h.insert("content-crs", v);
     }
     Ok(response)

@@ -238,15 +238,14 @@ async fn catalog(
     State(state): State<Arc<AppState>>,
     ctx: Ctx,
     headers: HeaderMap,
-) -> impl IntoResponse {
+) -> Result<Response, ApiError> {
     let base = base_url(&state, &headers);
-    let list: Vec<_> = ctx
-        .visible()
-        .map(|(index, view)| {
-            let meta = &index.meta;
-            let c = &meta.config;
-            let (count, bounds) = state.summary(index, view);
-            serde_json::json!({
+    let mut list = Vec::new();
+    for (index, view) in ctx.visible() {
+        let meta = index.meta();
+        let c = &meta.config;
+        let (count, bounds) = state.summary(index, view).await?;
+        list.push(serde_json::json!({
                 "id": c.id,
                 "title": c.title,
                 "description": c.description,
@@ -272,10 +271,9 @@ async fn catalog(
                 }).collect::<Vec<_>>(),
                 "tilejson": format!("{base}/tiles/{}.json", c.id),
                 "tiles": format!("{base}/tiles/{}/{{z}}/{{x}}/{{y}}.mvt", c.id),
-            })
-        })
-        .collect();
+        }));
+    }
     let mut response = Json(serde_json::json!({ "layers": list })).into_response();
     private_unless_anonymous(&ctx, response.headers_mut());
-    response
+    Ok(response)
 }

@@ -12,7 +12,7 @@ use chizu_access::LayerView;
 use chizu_core::search::normalize;
 use chizu_core::tile::lonlat_to_mercator;
 use chizu_core::{Bounds, GeometryKind};
-use chizu_store::{IndexedFeature, LayerIndex};
+use chizu_store::{IndexedFeature, LayerSource};
 use geo::{BoundingRect, Contains, Point};
 use serde::Deserialize;
 use serde_json::{Map, json};
@@ -35,11 +35,11 @@ fn default_zoom() -> f64 {
 const TOLERANCE_PX: f64 = 7.0;
 
 fn properties(
-    index: &LayerIndex,
+    index: &dyn LayerSource,
     view: &LayerView,
     f: &IndexedFeature,
 ) -> Map<String, serde_json::Value> {
-    let c = &index.meta.config;
+    let c = &index.meta().config;
     view.fields
         .iter()
         .map(|i| (c.fields[*i].name.clone(), f.properties[*i].to_json()))
@@ -49,7 +49,7 @@ fn properties(
 fn audit(
     state: &AppState,
     ctx: &Ctx,
-    index: &LayerIndex,
+    index: &dyn LayerSource,
     view: &LayerView,
     area: String,
     n: usize,
@@ -85,7 +85,14 @@ pub async fn point(
         .run(move |budget| point_hits(&visible, lon, lat, zoom, budget))
         .await?;
     for (index, view, n) in audits {
-        audit(&state, &ctx, &index, &view, format!("point {lon} {lat}"), n);
+        audit(
+            &state,
+            &ctx,
+            index.as_ref(),
+            &view,
+            format!("point {lon} {lat}"),
+            n,
+        );
     }
     let mut r = Json(json!({ "lon": q.lon, "lat": q.lat, "layers": out })).into_response();
     crate::private_unless_anonymous(&ctx, r.headers_mut());
@@ -93,11 +100,11 @@ pub async fn point(
 }
 
 /// Per layer that answered: (layer, its view, number of features), for the audit log.
-type Audits = Vec<(Arc<LayerIndex>, LayerView, usize)>;
+type Audits = Vec<(Arc<dyn LayerSource>, LayerView, usize)>;
 
 /// The work of `/query/point`, off the async runtime.
 fn point_hits(
-    visible: &[(Arc<LayerIndex>, LayerView)],
+    visible: &[(Arc<dyn LayerSource>, LayerView)],
     lon: f64,
     lat: f64,
     zoom: f64,
@@ -111,15 +118,18 @@ fn point_hits(
     let mut out = Vec::new();
     let mut audits = Vec::new();
     for (index, view) in visible {
-        let c = &index.meta.config;
-        let candidates = index.query(&Bounds {
-            min_x: mx - margin,
-            min_y: my - margin,
-            max_x: mx + margin,
-            max_y: my + margin,
-        });
+        let c = &index.meta().config;
+        let candidates = index.in_mercator_box(
+            &Bounds {
+                min_x: mx - margin,
+                min_y: my - margin,
+                max_x: mx + margin,
+                max_y: my + margin,
+            },
+            &crate::selection::view_pushdown(c, view),
+        )?;
         let mut hits: Vec<&IndexedFeature> = Vec::new();
-        for (step, f) in candidates.into_iter().enumerate() {
+        for (step, f) in candidates.iter().enumerate() {
             budget.check_every(step, 64)?;
             let hit = view.admits(&f.properties)
                 && match c.geometry {
@@ -147,7 +157,7 @@ fn point_hits(
                 }
                 field
             }).collect::<Vec<_>>(),
-            "features": hits.iter().map(|f| json!({"id": f.id, "properties": properties(index, view, f)})).collect::<Vec<_>>(),
+            "features": hits.iter().map(|f| json!({"id": f.id, "properties": properties(index.as_ref(), view, f)})).collect::<Vec<_>>(),
         }));
     }
     Ok((out, audits))
@@ -186,7 +196,7 @@ pub async fn search(
         .await?;
     for (index, view, n) in audits {
         let area = format!("search {}", q.q.chars().take(50).collect::<String>());
-        audit(&state, &ctx, &index, &view, area, n.min(limit));
+        audit(&state, &ctx, index.as_ref(), &view, area, n.min(limit));
     }
     let total = found.len();
     let results: Vec<_> = found.into_iter().take(limit).map(|(_, _, v)| v).collect();
@@ -208,7 +218,7 @@ type SearchHits = (Vec<(usize, usize, serde_json::Value)>, bool, Audits);
 /// The work of `/search`: a prefix walk of each layer's search index on the
 /// longest token, the other tokens checked on those candidates only.
 fn search_hits(
-    visible: &[(Arc<LayerIndex>, LayerView)],
+    visible: &[(Arc<dyn LayerSource>, LayerView)],
     query: &str,
     budget: &Budget,
 ) -> Result<SearchHits, ApiError> {
@@ -220,26 +230,29 @@ fn search_hits(
     let mut truncated = false;
     let mut audits = Vec::new();
     for (order, (index, view)) in visible.iter().enumerate() {
-        let c = &index.meta.config;
+        let c = &index.meta().config;
         let searchable: Vec<usize> = (view.fields.iter().copied())
             .filter(|i| c.fields[*i].searchable)
             .collect();
         if searchable.is_empty() {
             continue;
         }
+        let push = crate::selection::view_pushdown(c, view);
         let mut seen = std::collections::HashSet::new();
         let mut hits = 0;
-        for (step, hit) in index.search.prefix(primary).enumerate() {
+        for (step, hit) in index.search_index().prefix(primary).enumerate() {
             budget.check_every(step, 256)?;
             if step >= MAX_CANDIDATES {
                 truncated = true;
                 break;
             }
-            let f = &index.features[hit.feature as usize];
-            if !searchable.contains(&(hit.field as usize))
-                || !seen.insert(hit.feature)
-                || !view.admits(&f.properties)
-            {
+            if !searchable.contains(&(hit.field as usize)) || !seen.insert(hit.feature) {
+                continue;
+            }
+            let Some(f) = index.search_hit(hit.feature, &push)? else {
+                continue;
+            };
+            if !view.admits(&f.properties) {
                 continue;
             }
             let values: Vec<String> = (searchable.iter())
@@ -258,7 +271,7 @@ fn search_hits(
                 continue;
             }
             hits += 1;
-            let result = result_json(index, view, f, &searchable, exact == tokens.len());
+            let result = result_json(index.as_ref(), view, &f, &searchable, exact == tokens.len());
             found.push((tokens.len() - exact, order, result));
         }
         if hits > 0 {
@@ -270,13 +283,13 @@ fn search_hits(
 }
 
 fn result_json(
-    index: &LayerIndex,
+    index: &dyn LayerSource,
     view: &LayerView,
     f: &IndexedFeature,
     searchable: &[usize],
     exact: bool,
 ) -> serde_json::Value {
-    let c = &index.meta.config;
+    let c = &index.meta().config;
     let label: Vec<&str> = (searchable.iter())
         .filter_map(|i| f.properties[*i].as_text())
         .filter(|s| !s.is_empty())

@@ -233,6 +233,14 @@ pub async fn metrics(State(state): State<Arc<AppState>>, ctx: Ctx) -> Result<Res
     );
     // Per-layer series go through the caller's view like every other output.
     let layers: Vec<_> = ctx.visible().collect();
+    let mut counts = Vec::with_capacity(layers.len());
+    for (l, view) in &layers {
+        counts.push(format!(
+            "chizu_layer_features{{layer=\"{}\"}} {}",
+            l.meta().config.id,
+            state.summary(l, view).await?.0
+        ));
+    }
     section(
         &mut out,
         "chizu_layer_version",
@@ -243,7 +251,8 @@ pub async fn metrics(State(state): State<Arc<AppState>>, ctx: Ctx) -> Result<Res
             .map(|(l, _)| {
                 format!(
                     "chizu_layer_version{{layer=\"{}\"}} {}",
-                    l.meta.config.id, l.meta.version
+                    l.meta().config.id,
+                    l.meta().version
                 )
             })
             .collect(),
@@ -253,16 +262,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>, ctx: Ctx) -> Result<Res
         "chizu_layer_features",
         "gauge",
         "Features served, per layer, as this caller's view counts them (row filters apply).",
-        layers
-            .iter()
-            .map(|(l, view)| {
-                format!(
-                    "chizu_layer_features{{layer=\"{}\"}} {}",
-                    l.meta.config.id,
-                    state.summary(l, view).0
-                )
-            })
-            .collect(),
+        counts,
     );
     let mut response = out.into_response();
     response.headers_mut().insert(

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chizu_access::{AuditEvent, LayerView};
 use chizu_core::{FieldDef, FieldType};
-use chizu_store::{IndexedFeature, LayerIndex};
+use chizu_store::{IndexedFeature, LayerSource};
 use serde_json::{Map, json};
 use std::sync::Arc;
 
@@ -80,17 +80,17 @@ pub async fn conformance(ctx: Ctx) -> Response {
     )
 }
 
-fn collection_json(
+async fn collection_json(
     state: &AppState,
     base: &str,
-    index: &LayerIndex,
+    index: &Arc<dyn LayerSource>,
     view: &LayerView,
-) -> serde_json::Value {
-    let c = &index.meta.config;
-    let (count, bounds) = state.summary(index, view);
+) -> Result<serde_json::Value, ApiError> {
+    let c = &index.meta().config;
+    let (count, bounds) = state.summary(index, view).await?;
     let bbox = bounds.map(|b| vec![b.min_x, b.min_y, b.max_x, b.max_y]);
     let href = format!("{base}/collections/{}", c.id);
-    json!({
+    Ok(json!({
         "id": c.id,
         "title": c.title.ja,
         "description": c.description.as_ref().map(|d| d.ja.clone()).unwrap_or_else(|| c.title.en_or_ja().to_string()),
@@ -105,20 +105,20 @@ fn collection_json(
             {"href": format!("{href}/queryables"), "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables", "type": "application/schema+json"},
             {"href": format!("{}/tiles/{}.json", base.trim_end_matches("/ogc"), c.id), "rel": "tilesets-vector", "type": "application/json"},
         ],
-    })
+    }))
 }
 
 pub async fn collections(
     State(state): State<Arc<AppState>>,
     ctx: Ctx,
     headers: HeaderMap,
-) -> Response {
+) -> Result<Response, ApiError> {
     let base = format!("{}/ogc", base_url(&state, &headers));
-    let list: Vec<_> = ctx
-        .visible()
-        .map(|(i, v)| collection_json(&state, &base, i, v))
-        .collect();
-    json_response(
+    let mut list = Vec::new();
+    for (index, view) in ctx.visible() {
+        list.push(collection_json(&state, &base, index, view).await?);
+    }
+    Ok(json_response(
         json!({
             "links": [{"href": format!("{base}/collections"), "rel": "self", "type": "application/json"}],
             "collections": list,
@@ -126,11 +126,11 @@ pub async fn collections(
         }),
         &ctx,
         "application/json",
-    )
+    ))
 }
 
 /// The layer and the caller's view of it, or the 404 of a layer that does not exist.
-fn find(ctx: &Ctx, id: &str) -> Result<(Arc<LayerIndex>, LayerView), ApiError> {
+fn find(ctx: &Ctx, id: &str) -> Result<(Arc<dyn LayerSource>, LayerView), ApiError> {
     ctx.layer(id)
         .map(|(i, v)| (i.clone(), v.clone()))
         .ok_or_else(|| {
@@ -150,7 +150,7 @@ pub async fn collection(
     let (index, view) = find(&ctx, &id)?;
     let base = format!("{}/ogc", base_url(&state, &headers));
     Ok(json_response(
-        collection_json(&state, &base, &index, &view),
+        collection_json(&state, &base, &index, &view).await?,
         &ctx,
         "application/json",
     ))
@@ -205,7 +205,7 @@ pub async fn queryables(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (index, view) = find(&ctx, &id)?;
-    let c = &index.meta.config;
+    let c = &index.meta().config;
     let mut props = properties_schema(&c.fields, &view);
     props.insert(
         "geometry".into(),
@@ -227,12 +227,12 @@ pub async fn queryables(
 }
 
 fn feature_json(
-    index: &LayerIndex,
+    index: &dyn LayerSource,
     f: &IndexedFeature,
     props: &[usize],
     crs: Crs,
 ) -> Result<serde_json::Value, ApiError> {
-    let c = &index.meta.config;
+    let c = &index.meta().config;
     let mut g = f.lonlat.clone();
     crs.from_lonlat(&mut g)
         .map_err(|e| ApiError::internal("reprojection", e))?;
@@ -253,7 +253,7 @@ fn feature_json(
 pub(crate) fn audit(
     state: &AppState,
     ctx: &Ctx,
-    index: &LayerIndex,
+    index: &dyn LayerSource,
     view: &LayerView,
     props: &[usize],
     area: String,
@@ -264,7 +264,7 @@ pub(crate) fn audit(
         .personal
         .iter()
         .filter(|i| props.contains(i))
-        .map(|i| index.meta.config.fields[*i].name.as_str())
+        .map(|i| index.meta().config.fields[*i].name.as_str())
         .collect();
     if personal.is_empty() || n == 0 {
         return;
@@ -272,7 +272,7 @@ pub(crate) fn audit(
     state.audit.record(AuditEvent {
         at: 0,
         user: user.clone(),
-        layer: index.meta.config.id.clone(),
+        layer: index.meta().config.id.clone(),
         via: "query".into(),
         area,
         features: n as u64,
@@ -319,19 +319,14 @@ pub async fn items(
         let has = |k: &str| params.iter().any(|(n, _)| n == k);
         let (limit, offset) = (has("limit"), has("offset"));
         let (index2, view2, params2) = (index.clone(), view.clone(), params.clone());
-        let (crs, properties, selected) = state
+        // Parsing (PROJ for bbox-crs) off the async runtime; the rows are
+        // read while the file is written.
+        let selection = state
             .work
-            .run(move |budget| {
-                let plan = Selection::parse(&index2.meta.config, &view2, &params2)?;
-                let selected = plan
-                    .run(&index2, &view2, budget)?
-                    .into_iter()
-                    .skip(if offset { plan.offset } else { 0 })
-                    .take(if limit { plan.limit } else { usize::MAX })
-                    .collect::<Vec<usize>>();
-                Ok((plan.crs, plan.properties, selected))
-            })
+            .run(move |_| Selection::parse(&index2.meta().config, &view2, &params2))
             .await?;
+        let skip = if offset { selection.offset } else { 0 };
+        let take = if limit { selection.limit } else { usize::MAX };
         let area = ["bbox", "filter"]
             .iter()
             .filter_map(|k| {
@@ -349,13 +344,13 @@ pub async fn items(
                 index: index.clone(),
                 view: view.clone(),
                 format,
-                crs,
                 encoding: params
                     .iter()
                     .find(|(k, _)| k == "encoding")
                     .map(|(_, v)| v.clone()),
-                selected,
-                properties,
+                selection,
+                skip,
+                take,
                 area: if area.is_empty() {
                     "whole layer".into()
                 } else {
@@ -366,21 +361,33 @@ pub async fn items(
         .await;
     }
     let base = format!("{}/ogc/collections/{id}/items", base_url(&state, &headers));
-    let (index2, view2) = (index.clone(), view.clone());
+    let (index2, view2, state2) = (index.clone(), view.clone(), state.clone());
     // Planning (PROJ), matching and serialising are CPU work: off the async
     // runtime, within the request's budget.
     let (body, count, returned, crs) = state.work.run(move |budget| {
-        let plan = Selection::parse(&index2.meta.config, &view2, &params)?;
-        let all = plan.run(&index2, &view2, budget)?;
-        let page: Vec<&IndexedFeature> = all
-            .iter()
-            .skip(plan.offset)
-            .take(plan.limit)
-            .map(|i| &index2.features[*i])
-            .collect();
+        let plan = Selection::parse(&index2.meta().config, &view2, &params)?;
+        let meta = index2.meta();
+        let key = (
+            meta.config.id.clone(),
+            meta.version,
+            view2.fingerprint.clone(),
+            Selection::key(&params),
+        );
+        let ids = match state2.selections.get(&key) {
+            Some(ids) => ids,
+            None => {
+                let ids = Arc::new(plan.ids(index2.as_ref(), &view2, budget)?);
+                state2.selections.insert(key, ids.clone());
+                ids
+            }
+        };
+        let matched = ids.len();
+        let start = plan.offset.min(matched);
+        let end = plan.offset.saturating_add(plan.limit).min(matched);
+        let page = index2.features(&ids[start..end], plan.pushdown())?;
         let features = page
             .iter()
-            .map(|f| feature_json(&index2, f, &plan.properties, plan.crs))
+            .map(|f| feature_json(index2.as_ref(), f, &plan.properties, plan.crs))
             .collect::<Result<Vec<_>, _>>()?;
         let link = |offset: usize| {
             let mut q: Vec<(String, String)> = params.iter().filter(|(k, _)| k != "offset" && k != "limit").cloned().collect();
@@ -394,7 +401,7 @@ pub async fn items(
             format!("{base}?{query}")
         };
         let mut links = vec![json!({"href": link(plan.offset), "rel": "self", "type": GEOJSON})];
-        if plan.offset + page.len() < all.len() {
+        if plan.offset + page.len() < matched {
             links.push(json!({"href": link(plan.offset + plan.limit), "rel": "next", "type": GEOJSON}));
         }
         if plan.offset > 0 {
@@ -402,7 +409,7 @@ pub async fn items(
         }
         let body = json!({
             "type": "FeatureCollection",
-            "numberMatched": all.len(),
+            "numberMatched": matched,
             "numberReturned": features.len(),
             "timeStamp": timestamp(),
             "links": links,
@@ -415,7 +422,7 @@ pub async fn items(
     audit(
         &state,
         &ctx,
-        &index,
+        index.as_ref(),
         &view,
         &count,
         format!("items of {id}"),
@@ -437,7 +444,7 @@ pub async fn item(
         .into_iter()
         .filter(|(k, _)| k == "crs" || k == "properties")
         .collect();
-    let plan = Selection::parse(&index.meta.config, &view, &only_crs)?;
+    let plan = Selection::parse(&index.meta().config, &view, &only_crs)?;
     let not_found = || {
         ApiError::not_found(format!(
             "no feature `{}` in `{id}`",
@@ -445,15 +452,16 @@ pub async fn item(
         ))
     };
     let n: u64 = fid.parse().map_err(|_| not_found())?;
-    // Features are held in id order.
-    let f = index
-        .features
-        .binary_search_by_key(&n, |f| f.id)
-        .ok()
-        .map(|i| &index.features[i])
-        .filter(|f| view.admits(&f.properties))
-        .ok_or_else(not_found)?;
-    let mut body = feature_json(&index, f, &plan.properties, plan.crs)?;
+    let source = index.clone();
+    let push = plan.pushdown().clone();
+    let f = crate::work::background(move || {
+        (source.feature(n, &push)).map(|f| f.map(|f| f.into_owned()))
+    })
+    .await
+    .map_err(|e| ApiError::internal("reading a feature", e))??
+    .filter(|f| view.admits(&f.properties))
+    .ok_or_else(not_found)?;
+    let mut body = feature_json(index.as_ref(), &f, &plan.properties, plan.crs)?;
     let base = format!("{}/ogc/collections/{id}", base_url(&state, &headers));
     body["links"] = json!([
         {"href": format!("{base}/items/{n}"), "rel": "self", "type": GEOJSON},
@@ -462,7 +470,7 @@ pub async fn item(
     audit(
         &state,
         &ctx,
-        &index,
+        index.as_ref(),
         &view,
         &plan.properties,
         format!("feature {n}"),

@@ -138,7 +138,7 @@ pub async fn api(State(state): State<Arc<AppState>>, ctx: Ctx, headers: HeaderMa
         let (Some(index), Some(view)) = (layers.get(id), ctx.view.layer(id)) else {
             continue;
         };
-        let props = properties_schema(&index.meta.config.fields, view);
+        let props = properties_schema(&index.meta().config.fields, view);
         let mut params = common_items();
         for (name, schema) in &props {
             params.push(query(

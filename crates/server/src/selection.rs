@@ -7,9 +7,8 @@ use crate::ogc::{DEFAULT_LIMIT, MAX_LIMIT};
 use crate::work::Budget;
 use chizu_access::LayerView;
 use chizu_core::cql2::{self, CompiledExpr};
-use chizu_core::tile::lonlat_to_mercator;
 use chizu_core::{Bounds, LayerConfig, Value};
-use chizu_store::LayerIndex;
+use chizu_store::{IndexedFeature, LayerSource, Pushdown};
 use geo::{Geometry, Intersects};
 
 /// Which features of one layer, seen through one view, and how: the bbox,
@@ -18,6 +17,7 @@ use geo::{Geometry, Intersects};
 /// from query parameters; `chizu export` passes its arguments as the same
 /// parameters, so the HTTP items, the HTTP export and the CLI export select
 /// with one piece of code.
+#[derive(Clone)]
 pub struct Selection {
     pub crs: Crs,
     bbox: Option<Geometry<f64>>,
@@ -28,6 +28,27 @@ pub struct Selection {
     pub properties: Vec<usize>,
     pub limit: usize,
     pub offset: usize,
+    /// What a database may check and read for this selection.
+    push: Pushdown,
+}
+
+/// What a database may check and read for a view alone (tiles, point
+/// queries, summaries): the pushable conditions of its row filter, and the
+/// fields it shows or filters on; hidden fields are never read.
+pub fn view_pushdown(config: &LayerConfig, view: &LayerView) -> Pushdown {
+    let mut columns = view.fields.clone();
+    let mut conditions = Vec::new();
+    if let Some(rows) = &view.rows {
+        columns.extend(rows.fields());
+        conditions = rows.pushable(&config.fields);
+    }
+    columns.sort_unstable();
+    columns.dedup();
+    Pushdown {
+        conditions,
+        columns: Some(columns),
+        skip_geometry: false,
+    }
 }
 
 const RESERVED: &[&str] = &[
@@ -203,6 +224,16 @@ impl Selection {
                 .map(|p| visible_index(p.trim()).ok_or_else(|| unknown(p.trim())))
                 .collect::<Result<Vec<_>, _>>()?,
         };
+        let mut push = view_pushdown(c, view);
+        if let (Some(filter), Some(columns)) = (&filter, push.columns.as_mut()) {
+            push.conditions.extend(filter.pushable(&c.fields));
+            columns.extend(filter.fields());
+        }
+        if let Some(columns) = push.columns.as_mut() {
+            columns.extend(equals.iter().map(|(i, _)| *i));
+            columns.sort_unstable();
+            columns.dedup();
+        }
         Ok(Selection {
             crs,
             bbox,
@@ -212,6 +243,7 @@ impl Selection {
             properties,
             limit,
             offset,
+            push,
         })
     }
 
@@ -243,37 +275,82 @@ impl Selection {
         })
     }
 
-    /// Runs the selection over an in-memory layer: R-tree candidates (when there
-    /// is an area), then [`admits`](Self::admits), within the request's budget.
-    /// Returns the positions (in `index.features`) of every match, in order.
-    pub fn run(
+    /// Visits, in id order, every feature the selection takes: the source
+    /// is asked for the area (R-tree or GiST index) and each row it yields is
+    /// checked with [`admits`](Self::admits), within `budget` when given,
+    /// until `visit` returns `false`.
+    pub fn each(
         &self,
-        index: &LayerIndex,
+        source: &dyn LayerSource,
+        view: &LayerView,
+        budget: Option<&Budget>,
+        visit: &mut dyn FnMut(&IndexedFeature) -> bool,
+    ) -> Result<(), ApiError> {
+        let mut stopped = None;
+        let mut step = 0;
+        source.scan(self.envelope().as_ref(), &self.push, &mut |f| {
+            if let Some(Err(e)) = budget.map(|b| b.check_every(step, 256)) {
+                stopped = Some(e);
+                return false;
+            }
+            step += 1;
+            !self.admits(view, &f.properties, &f.lonlat) || visit(f)
+        })?;
+        stopped.map_or(Ok(()), Err)
+    }
+
+    /// What a database may check and read for this selection.
+    pub fn pushdown(&self) -> &Pushdown {
+        &self.push
+    }
+
+    /// The ids of every feature the selection takes, in order, within the
+    /// request's budget.
+    pub fn ids(
+        &self,
+        source: &dyn LayerSource,
         view: &LayerView,
         budget: &Budget,
-    ) -> Result<Vec<usize>, ApiError> {
-        let candidates: Vec<usize> = match self.envelope() {
-            Some(b) => {
-                let (x0, y0) = lonlat_to_mercator(b.min_x, b.min_y);
-                let (x1, y1) = lonlat_to_mercator(b.max_x, b.max_y);
-                index.query_positions(&Bounds {
-                    min_x: x0,
-                    min_y: y0,
-                    max_x: x1,
-                    max_y: y1,
-                })
-            }
-            None => (0..index.features.len()).collect(),
+    ) -> Result<Vec<u64>, ApiError> {
+        // Only what deciding needs: the fields the filters read, and the
+        // geometry only for a bbox or a spatial filter.
+        let mut columns: Vec<usize> = self.equals.iter().map(|(i, _)| *i).collect();
+        columns.extend(view.rows.iter().flat_map(|r| r.fields()));
+        columns.extend(self.filter.iter().flat_map(|f| f.fields()));
+        columns.sort_unstable();
+        columns.dedup();
+        let deciding = Selection {
+            push: Pushdown {
+                conditions: self.push.conditions.clone(),
+                columns: Some(columns),
+                skip_geometry: self.bbox.is_none()
+                    && !self.filter.as_ref().is_some_and(|f| f.reads_geometry()),
+            },
+            ..self.clone()
         };
-        let mut out = Vec::new();
-        for (step, i) in candidates.into_iter().enumerate() {
-            budget.check_every(step, 256)?;
-            let f = &index.features[i];
-            if self.admits(view, &f.properties, &f.lonlat) {
-                out.push(i);
-            }
+        let mut ids = Vec::new();
+        deciding.each(source, view, Some(budget), &mut |f| {
+            ids.push(f.id);
+            true
+        })?;
+        Ok(ids)
+    }
+
+    /// What identifies the features taken (not the page, the properties or
+    /// the output CRS): the key of the server's cache of matching ids.
+    pub fn key(params: &[(String, String)]) -> String {
+        const PRESENTATION: &[&str] = &["limit", "offset", "f", "crs", "properties", "encoding"];
+        let mut key = String::new();
+        for (k, v) in params
+            .iter()
+            .filter(|(k, _)| !PRESENTATION.contains(&k.as_str()))
+        {
+            key.push_str(k);
+            key.push('\u{1f}');
+            key.push_str(v);
+            key.push('\u{1e}');
         }
-        Ok(out)
+        key
     }
 }
 

@@ -1,9 +1,10 @@
 //! What the server holds: the store, the current index of every layer, the tile cache.
 
 use crate::web::Background;
-use chizu_access::{AuditLog, AuthDb, Caller, LayerView, LoginLimiter, View};
+use chizu_access::{AuditLog, AuthDb, Caller, LayerView, Limiter, View};
 use chizu_core::Bounds;
-use chizu_store::{LayerIndex, Store, StoreError};
+use chizu_core::ServeMode;
+use chizu_store::{LayerIndex, LayerSource, Store, StoreError};
 use chizu_tiles::glyphs::{FontLibrary, FontStack};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -30,6 +31,8 @@ pub struct ServerConfig {
     pub background: Option<Background>,
     /// What one request may ask of the server.
     pub limits: crate::limits::RequestLimits,
+    /// Serve every layer this way, whatever its layer file says (`None`: as it says).
+    pub serve_mode: Option<ServeMode>,
 }
 
 impl Default for ServerConfig {
@@ -44,6 +47,7 @@ impl Default for ServerConfig {
             fonts: Arc::new(FontLibrary::default()),
             background: None,
             limits: crate::limits::RequestLimits::default(),
+            serve_mode: None,
         }
     }
 }
@@ -74,7 +78,7 @@ impl CachedTile {
     }
 }
 
-pub type Layers = BTreeMap<String, Arc<LayerIndex>>;
+pub type Layers = BTreeMap<String, Arc<dyn LayerSource>>;
 
 /// A cached tile: its bytes, gzipped bytes, entity tag, and features per layer.
 #[derive(Debug)]
@@ -123,7 +127,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub auth: AuthDb,
     pub audit: AuditLog,
-    pub limiter: LoginLimiter,
+    pub limiter: Limiter,
     /// The layers served and their generation (bumped at every swap).
     layers: RwLock<(u64, Arc<Layers>)>,
     /// Views by (layer generation, roles): row filters are parsed and compiled
@@ -147,6 +151,10 @@ pub struct AppState {
     pub draining: std::sync::atomic::AtomicBool,
     /// Feature count and bounds of a layer as one view sees it (row filters).
     summaries: moka::sync::Cache<(String, u64, String), (u64, Option<Bounds>)>,
+    /// The ids a selection matched, by (layer, version, view fingerprint,
+    /// selection key): the pages of one query after the first are read by id
+    /// (clients such as GDAL page through whole layers with `offset`).
+    pub selections: moka::sync::Cache<(String, u64, String, String), Arc<Vec<u64>>>,
 }
 
 impl AppState {
@@ -159,8 +167,10 @@ impl AppState {
         let tile_cache = moka::future::Cache::builder()
             .weigher(|k: &TileKey, v: &Arc<CachedTile>| tile_weight(k, v))
             .max_capacity(config.tile_cache_bytes)
+            .support_invalidation_closures()
             .build();
-        let audit = AuditLog::start(auth.pool().clone());
+        let audit = AuditLog::start(auth.db().clone());
+        let limiter = Limiter::for_accounts(auth.db());
         // Built once: it goes on every response. Background origins are
         // checked to be plain host names, so the value is always a valid header.
         let csp = axum::http::HeaderValue::from_str(&crate::web::content_security_policy(
@@ -177,7 +187,7 @@ impl AppState {
             store,
             auth,
             audit,
-            limiter: LoginLimiter::default(),
+            limiter,
             layers: RwLock::new((0, Arc::new(Layers::new()))),
             views: moka::sync::Cache::new(1024),
             tile_cache,
@@ -191,6 +201,14 @@ impl AppState {
             metrics: crate::metrics::Metrics::default(),
             csp,
             summaries: moka::sync::Cache::new(10_000),
+            // Weighed in bytes of ids (and key): 64 MiB in all.
+            selections: moka::sync::Cache::builder()
+                .weigher(|k: &(String, u64, String, String), v: &Arc<Vec<u64>>| {
+                    (200 + k.3.len() + v.len() * 8).min(u32::MAX as usize) as u32
+                })
+                .max_capacity(64 << 20)
+                .support_invalidation_closures()
+                .build(),
         });
         state.reload().await?;
         Ok(state)
@@ -215,37 +233,57 @@ impl AppState {
         let view = self
             .views
             .get_with((generation, caller.roles.clone()), || {
-                View::for_caller(caller, layers.values().map(|l| &l.meta.config))
+                View::for_caller(caller, layers.values().map(|l| &l.meta().config))
             })
             .for_same_roles(caller);
         (layers, view)
     }
 
     /// Feature count and lon/lat bounds of a layer as `view` sees it: with a row
-    /// filter, computed over the admitted rows only, so neither number reveals
-    /// rows the caller may not see.
-    pub fn summary(&self, index: &LayerIndex, view: &LayerView) -> (u64, Option<Bounds>) {
+    /// filter, computed over the admitted rows only (once per version and
+    /// view, off the async runtime), so neither number reveals rows the caller
+    /// may not see.
+    pub async fn summary(
+        &self,
+        source: &Arc<dyn LayerSource>,
+        view: &LayerView,
+    ) -> Result<(u64, Option<Bounds>), crate::ApiError> {
+        let meta = source.meta();
         if view.rows.is_none() {
-            return (index.meta.feature_count, index.meta.bounds);
+            return Ok((meta.feature_count, meta.bounds));
         }
         let key = (
-            index.meta.config.id.clone(),
-            index.meta.version,
+            meta.config.id.clone(),
+            meta.version,
             view.fingerprint.clone(),
         );
-        self.summaries.get_with(key, || {
+        if let Some(summary) = self.summaries.get(&key) {
+            return Ok(summary);
+        }
+        let (source, view) = (source.clone(), view.clone());
+        let summary = crate::work::background(move || {
             let mut bounds = Bounds::EMPTY;
             let mut count = 0;
-            for f in index.features.iter().filter(|f| view.admits(&f.properties)) {
-                count += 1;
-                bounds.expand(&Bounds::of_geometry(&f.lonlat));
-            }
-            (count, (!bounds.is_empty()).then_some(bounds))
+            let push = crate::selection::view_pushdown(&source.meta().config, &view);
+            source.scan(None, &push, &mut |f| {
+                if view.admits(&f.properties) {
+                    count += 1;
+                    bounds.expand(&Bounds::of_geometry(&f.lonlat));
+                }
+                true
+            })?;
+            Ok::<_, StoreError>((count, (!bounds.is_empty()).then_some(bounds)))
         })
+        .await
+        .map_err(|e| crate::ApiError::internal("layer summary", e))??;
+        self.summaries.insert(key, summary);
+        Ok(summary)
     }
 
-    /// Loads every layer whose version changed (or that is new), indexes it off
-    /// the async runtime, and swaps the set in one step. Returns the ids reloaded.
+    /// Loads every layer whose version changed (or that is new) and swaps the
+    /// set in one step: into memory (indexed off the async runtime), or, for a
+    /// layer served from the database, its metadata and search index only.
+    /// Returns the ids reloaded.
     pub async fn reload(&self) -> Result<Vec<String>, StoreError> {
         let versions = self.store.versions().await?;
         let current = self.layers();
@@ -253,19 +291,19 @@ impl AppState {
         let mut changed = Vec::new();
         for (id, version) in &versions {
             match current.get(id) {
-                Some(index) if index.meta.version == *version => {
-                    next.insert(id.clone(), index.clone());
+                Some(source) if source.meta().version == *version => {
+                    next.insert(id.clone(), source.clone());
                 }
                 _ => {
-                    let snapshot = self.store.load(id).await?;
-                    let index = crate::work::background(move || LayerIndex::build(snapshot))
-                        .await
-                        .map_err(|e| StoreError::Corrupt {
-                            layer: id.clone(),
-                            message: format!("indexing failed: {e}"),
-                        })?;
-                    tracing::info!(layer = %id, version = index.meta.version, features = index.len(), "layer loaded");
-                    next.insert(id.clone(), Arc::new(index));
+                    let source = self.open_layer(id).await?;
+                    tracing::info!(
+                        layer = %id,
+                        version = source.meta().version,
+                        features = source.meta().feature_count,
+                        from_database = source.reads_database(),
+                        "layer loaded"
+                    );
+                    next.insert(id.clone(), source);
                     changed.push(id.clone());
                 }
             }
@@ -277,18 +315,86 @@ impl AppState {
                 Err(poisoned) => poisoned.into_inner(),
             };
             *guard = (guard.0 + 1, Arc::new(next));
+            drop(guard);
+            self.drop_cached(&current);
         }
         Ok(changed)
     }
 
-    /// Polls the store for new versions until the process ends.
+    /// Drops what the caches hold of layer versions no longer served (they
+    /// would never be asked for again, only age out): their memory is free
+    /// at once for the new versions.
+    fn drop_cached(&self, before: &Layers) {
+        let now = self.layers();
+        let replaced: std::collections::BTreeSet<(String, u64)> = (before.iter())
+            .filter(|(id, old)| {
+                now.get(*id)
+                    .is_none_or(|n| n.meta().version != old.meta().version)
+            })
+            .map(|(id, old)| (id.clone(), old.meta().version))
+            .collect();
+        if replaced.is_empty() {
+            return;
+        }
+        let stale = Arc::new(replaced);
+        let tiles = stale.clone();
+        let dropped = self.tile_cache.invalidate_entries_if(move |k, _| {
+            (k.layers.iter()).any(|(id, version, _)| tiles.contains(&(id.clone(), *version)))
+        });
+        let selections = stale.clone();
+        let _ = self
+            .selections
+            .invalidate_entries_if(move |k, _| selections.contains(&(k.0.clone(), k.1)));
+        if let Err(e) = dropped {
+            tracing::warn!("cached tiles of replaced versions stay until evicted: {e}");
+        }
+    }
+
+    /// One layer's current version, served as its layer file (or the
+    /// server's `serve_mode`) says and the store can.
+    async fn open_layer(&self, id: &str) -> Result<Arc<dyn LayerSource>, StoreError> {
+        let meta = self.store.layer(id).await?;
+        let mode = self.config.serve_mode.unwrap_or(meta.config.serve);
+        if mode.from_database(meta.feature_count) {
+            match self.store.open_source(id).await? {
+                Some(source) => return Ok(source),
+                None if mode == ServeMode::Database => tracing::warn!(
+                    layer = %id,
+                    "this store cannot serve layers from the database; loading it into memory"
+                ),
+                None => {}
+            }
+        }
+        let snapshot = self.store.load(id).await?;
+        let index = crate::work::background(move || LayerIndex::build(snapshot))
+            .await
+            .map_err(|e| StoreError::Corrupt {
+                layer: id.to_string(),
+                message: format!("indexing failed: {e}"),
+            })?;
+        Ok(Arc::new(index))
+    }
+
+    /// Keeps the layers current until the process ends: reloads when the
+    /// store announces a change (PostgreSQL's LISTEN/NOTIFY, well under a
+    /// second) and, as a fallback for missed or unsupported notifications,
+    /// every `reload_interval`.
     pub fn spawn_reloader(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let state = Arc::clone(self);
         tokio::spawn(async move {
+            let changed = Arc::new(tokio::sync::Notify::new());
+            match state.store.watch(changed.clone()).await {
+                Ok(true) => tracing::info!("listening for layer changes"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!("no change notifications, polling only: {e}"),
+            }
             let mut tick = tokio::time::interval(state.config.reload_interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = changed.notified() => {}
+                }
                 if let Err(e) = state.reload().await {
                     tracing::warn!(
                         "reloading layers failed, still serving the previous versions: {e}"

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chizu_access::{AuditEvent, LayerView};
 use chizu_core::{FieldType, TileCoord};
-use chizu_store::LayerIndex;
+use chizu_store::{LayerSource, StoreError, tile_box};
 use chizu_tiles::{LayerSpec, TileFeature};
 use std::io::Write;
 use std::sync::Arc;
@@ -29,7 +29,7 @@ pub async fn tilejson(
         return Err(ApiError::not_found("no such resource"));
     };
     let (index, view) = ctx.layer(id).ok_or_else(|| ApiError::unknown_layer(id))?;
-    let meta = &index.meta;
+    let meta = index.meta();
     let c = &meta.config;
     let base = base_url(&state, &headers);
     let fields: serde_json::Map<String, serde_json::Value> = view
@@ -45,7 +45,7 @@ pub async fn tilejson(
             (f.name.clone(), serde_json::Value::String(ty.into()))
         })
         .collect();
-    let (_, bounds) = state.summary(index, view);
+    let (_, bounds) = state.summary(index, view).await?;
     let bounds = bounds
         .map(|b| vec![b.min_x, b.min_y, b.max_x, b.max_y])
         .unwrap_or_else(|| vec![-180.0, -85.051_128_779_806_59, 180.0, 85.051_128_779_806_59]);
@@ -99,11 +99,11 @@ pub async fn tile(
             "at most {MAX_COMPOSITE} layers in one tile"
         )));
     }
-    let mut selected: Vec<(Arc<LayerIndex>, LayerView)> = Vec::with_capacity(ids.len());
+    let mut selected: Vec<(Arc<dyn LayerSource>, LayerView)> = Vec::with_capacity(ids.len());
     for id in &ids {
         // A layer outside the view gets the very answer of a layer that does not exist.
         let (index, view) = ctx.layer(id).ok_or_else(|| ApiError::unknown_layer(id))?;
-        if selected.iter().any(|(s, _)| s.meta.config.id == *id) {
+        if selected.iter().any(|(s, _)| s.meta().config.id == *id) {
             return Err(ApiError::bad_request(format!(
                 "layer `{id}` is named twice"
             )));
@@ -115,8 +115,8 @@ pub async fn tile(
             .iter()
             .map(|(l, v)| {
                 (
-                    l.meta.config.id.clone(),
-                    l.meta.version,
+                    l.meta().config.id.clone(),
+                    l.meta().version,
                     v.fingerprint.clone(),
                 )
             })
@@ -134,12 +134,14 @@ pub async fn tile(
                 .metrics
                 .tiles_rendered
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            crate::work::background(move || render(coord, &for_render))
-                .await
-                .map_err(|e| e.to_string())
+            match crate::work::background(move || render(coord, &for_render)).await {
+                Ok(Ok(tile)) => Ok(tile),
+                Ok(Err(e)) => Err(ApiError::from(e)),
+                Err(e) => Err(ApiError::internal("tile rendering", e)),
+            }
         })
         .await
-        .map_err(|e| ApiError::internal("tile rendering", e))?;
+        .map_err(|e| e.as_ref().clone())?;
     state
         .metrics
         .tiles_served
@@ -155,7 +157,7 @@ pub async fn tile(
 fn audit(
     state: &AppState,
     ctx: &Ctx,
-    selected: &[(Arc<LayerIndex>, LayerView)],
+    selected: &[(Arc<dyn LayerSource>, LayerView)],
     tile: &CachedTile,
     coord: TileCoord,
 ) {
@@ -165,7 +167,7 @@ fn audit(
         if view.personal.is_empty() || features == 0 {
             continue;
         }
-        let c = &index.meta.config;
+        let c = &index.meta().config;
         state.audit.record(AuditEvent {
             at: 0,
             user: user.clone(),
@@ -183,52 +185,61 @@ fn audit(
     }
 }
 
-/// Cuts, encodes and compresses one tile for one view. CPU-bound: runs on the blocking pool.
-pub fn render(coord: TileCoord, layers: &[(Arc<LayerIndex>, LayerView)]) -> Arc<CachedTile> {
-    let mut inputs = Vec::with_capacity(layers.len());
+/// Cuts, encodes and compresses one tile for one view. CPU-bound (and, for a
+/// layer served from the database, a query): runs on the blocking pool.
+pub fn render(
+    coord: TileCoord,
+    layers: &[(Arc<dyn LayerSource>, LayerView)],
+) -> Result<Arc<CachedTile>, StoreError> {
+    // The features of each layer in its zoom range, admitted by the view.
+    let mut found = Vec::with_capacity(layers.len());
     for (layer, view) in layers {
-        let c = &layer.meta.config;
+        let c = &layer.meta().config;
         if !c.zoom.contains(coord.z()) {
             continue;
         }
-        let features: Vec<TileFeature<'_>> = layer
-            .tile_query(coord, c.tiles.buffer)
-            .into_iter()
-            .filter(|f| view.admits(&f.properties))
-            .map(|f| TileFeature {
-                id: f.id,
-                geometry: &f.mercator,
-                properties: &f.properties,
-            })
-            .collect();
-        let spec = LayerSpec {
-            name: &c.id,
-            fields: view
-                .fields
-                .iter()
-                .map(|i| (c.fields[*i].name.as_str(), *i))
-                .collect(),
-            options: c.tiles,
-        };
-        inputs.push((spec, features));
+        let push = crate::selection::view_pushdown(c, view);
+        let mut features = layer.in_mercator_box(&tile_box(coord, c.tiles.buffer), &push)?;
+        features.retain(|f| view.admits(&f.properties));
+        found.push((layer, view, features));
     }
+    let inputs: Vec<(LayerSpec<'_>, Vec<TileFeature<'_>>)> = (found.iter())
+        .map(|(layer, view, features)| {
+            let c = &layer.meta().config;
+            let spec = LayerSpec {
+                name: &c.id,
+                fields: (view.fields.iter())
+                    .map(|i| (c.fields[*i].name.as_str(), *i))
+                    .collect(),
+                options: c.tiles,
+            };
+            let features = (features.iter())
+                .map(|f| TileFeature {
+                    id: f.id,
+                    geometry: &f.mercator,
+                    properties: &f.properties,
+                })
+                .collect();
+            (spec, features)
+        })
+        .collect();
     let (raw, stats) = chizu_tiles::encode_tile(coord, &inputs);
     // Per requested layer, in request order (layers outside their zoom range: 0).
     let mut counts = stats.iter().map(|s| s.features);
     let layer_features = layers
         .iter()
         .map(|(l, _)| {
-            if l.meta.config.zoom.contains(coord.z()) {
+            if l.meta().config.zoom.contains(coord.z()) {
                 counts.next().unwrap_or(0)
             } else {
                 0
             }
         })
         .collect();
-    Arc::new(CachedTile {
+    Ok(Arc::new(CachedTile {
         layer_features,
         ..CachedTile::of_bytes(raw)
-    })
+    }))
 }
 
 pub(crate) fn gzip(raw: &[u8]) -> Vec<u8> {

@@ -166,7 +166,7 @@ pub fn style_for_view(
         let (Some(index), Some(lv)) = (layers.get(id), view.layer(id)) else {
             return false;
         };
-        let fields = &index.meta.config.fields;
+        let fields = &index.meta().config.fields;
         let mut used = BTreeSet::new();
         fields_read(layer, &mut used);
         used.iter().all(|name| {
@@ -203,7 +203,7 @@ pub fn style_for_view(
         let configs: Vec<_> = ids
             .iter()
             .filter_map(|id| layers.get(*id))
-            .map(|l| &l.meta.config)
+            .map(|l| &l.meta().config)
             .collect();
         let mut attribution: Vec<&str> = Vec::new();
         for c in &configs {
@@ -473,7 +473,8 @@ mod tests {
                 meta,
                 features: Vec::new(),
             });
-            (id.to_string(), Arc::new(index))
+            let source: Arc<dyn chizu_store::LayerSource> = Arc::new(index);
+            (id.to_string(), source)
         })
         .collect()
     }
@@ -489,7 +490,7 @@ mod tests {
         } else {
             Caller::user("someone", roles.iter().map(|r| r.to_string()))
         };
-        View::for_caller(&caller, layers.values().map(|l| &l.meta.config))
+        View::for_caller(&caller, layers.values().map(|l| &l.meta().config))
     }
 
     fn source_layers(style: &Value) -> BTreeSet<String> {

@@ -16,6 +16,15 @@ pub struct Budget {
 }
 
 impl Budget {
+    /// No deadline, only cancellation (a whole-layer export may take its
+    /// time, but stops when its client leaves).
+    pub fn until_cancelled(cancelled: Arc<AtomicBool>) -> Budget {
+        Budget {
+            deadline: Instant::now() + Duration::from_secs(365 * 86_400),
+            cancelled,
+        }
+    }
+
     pub fn check(&self) -> Result<(), ApiError> {
         if self.cancelled.load(Ordering::Relaxed) {
             // Nobody reads this answer: the client is gone.

@@ -9,7 +9,7 @@ use axum::http::Request;
 use chizu_core::config::RoleSet;
 use chizu_core::{Feature, LayerConfig, Value};
 use chizu_server::{AppState, ServerConfig, router};
-use chizu_store::{GpkgStore, Store};
+use chizu_store::{LayerWrites, MemoryStore};
 use proptest::prelude::*;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -41,9 +41,8 @@ fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(|| {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.gpkg");
         let state = runtime.block_on(async {
-            let store = GpkgStore::open(&path, true).await.unwrap();
+            let store = MemoryStore::new();
             let roles = RoleSet::from_toml(
                 Path::new("roles.toml"),
                 "[roles]\npublic = ''\nstaff = ''\n",
@@ -71,9 +70,7 @@ fn fixture() -> &'static Fixture {
                 .replace_layer(&config, &features, &Default::default(), "x")
                 .await
                 .unwrap();
-            let auth = chizu_access::AuthDb::new(store.pool().clone())
-                .await
-                .unwrap();
+            let auth = chizu_access::AuthDb::in_memory().await.unwrap();
             AppState::new(Arc::new(store), auth, ServerConfig::default())
                 .await
                 .unwrap()

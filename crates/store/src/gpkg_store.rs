@@ -1,7 +1,7 @@
 //! The embedded backend: one GeoPackage file that QGIS opens as it is.
 
-use crate::{LayerSnapshot, Store, StoreError, StoredLayer};
-use chizu_core::{Bounds, Feature, FieldType, LayerConfig, Value};
+use crate::{LayerReads, LayerSnapshot, LayerWrites, StoreError, StoredLayer};
+use chizu_core::{Bounds, Feature, LayerConfig};
 use chizu_io::gpkg::{self, TableSpec, quote};
 use chizu_io::{IngestReport, STORAGE_EPSG};
 use sqlx::{Connection, Row, SqlitePool};
@@ -64,10 +64,6 @@ impl GpkgStore {
 
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    pub async fn close(&self) {
-        self.pool.close().await;
     }
 
     fn db(&self, e: sqlx::Error) -> StoreError {
@@ -146,7 +142,7 @@ const LAYER_SELECT: &str = "SELECT l.*, c.min_x, c.min_y, c.max_x, c.max_y FROM 
 const LAYER_SELECT_ONE: &str = "SELECT l.*, c.min_x, c.min_y, c.max_x, c.max_y FROM chizu_layers l LEFT JOIN gpkg_contents c ON c.table_name = l.id WHERE l.id = ?";
 
 #[async_trait::async_trait]
-impl Store for GpkgStore {
+impl LayerReads for GpkgStore {
     async fn layers(&self) -> Result<Vec<StoredLayer>, StoreError> {
         let rows = sqlx::query(&format!("{LAYER_SELECT} ORDER BY l.id"))
             .fetch_all(&self.pool)
@@ -180,6 +176,25 @@ impl Store for GpkgStore {
         Ok(LayerSnapshot { meta, features })
     }
 
+    async fn layer(&self, id: &str) -> Result<StoredLayer, StoreError> {
+        self.layer_row(&self.pool, id).await
+    }
+
+    async fn stream_features(
+        &self,
+        id: &str,
+        sink: tokio::sync::mpsc::Sender<Feature>,
+    ) -> Result<StoredLayer, StoreError> {
+        self.stream_rows(id, sink).await
+    }
+
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+}
+
+#[async_trait::async_trait]
+impl LayerWrites for GpkgStore {
     async fn replace_layer(
         &self,
         config: &LayerConfig,
@@ -211,13 +226,52 @@ impl Store for GpkgStore {
             }
         }
     }
+
+    async fn update_config(&self, config: &LayerConfig) -> Result<u64, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(|e| self.db(e))?;
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| self.db(e))?;
+        let result = async {
+            let row: Option<(i64, String)> =
+                sqlx::query_as("SELECT version, config FROM chizu_layers WHERE id = ?")
+                    .bind(&config.id)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(|e| self.db(e))?;
+            let (version, stored) =
+                row.ok_or_else(|| StoreError::UnknownLayer(config.id.clone()))?;
+            crate::check_same_schema(&stored, config)?;
+            let json = serde_json::to_string(config).map_err(|e| StoreError::Corrupt {
+                layer: config.id.clone(),
+                message: e.to_string(),
+            })?;
+            sqlx::query("UPDATE chizu_layers SET config = ?, version = ? WHERE id = ?")
+                .bind(json)
+                .bind(version + 1)
+                .bind(&config.id)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| self.db(e))?;
+            Ok((version + 1) as u64)
+        }
+        .await;
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        sqlx::query(end)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| self.db(e))?;
+        result
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
 }
 
 impl GpkgStore {
-    /// Sends every feature of a layer's current version into `sink`, reading rows
-    /// as they come (memory does not grow with the layer). Stops early, without
-    /// error, when the receiver is dropped.
-    pub async fn stream_features(
+    async fn stream_rows(
         &self,
         id: &str,
         sink: tokio::sync::mpsc::Sender<Feature>,
@@ -256,24 +310,8 @@ impl GpkgStore {
         let blob: Vec<u8> = row.try_get(1).map_err(|e| self.db(e))?;
         let geometry =
             gpkg::decode_blob(&blob).map_err(|e| corrupt(format!("feature {fid}: {e}")))?;
-        let mut properties = Vec::with_capacity(meta.config.fields.len());
-        for (i, field) in meta.config.fields.iter().enumerate() {
-            let c = i + 2;
-            let v = match field.ty {
-                FieldType::Text | FieldType::Date => row
-                    .try_get::<Option<String>, _>(c)
-                    .map(|v| v.map(Value::Text)),
-                FieldType::Integer => row.try_get::<Option<i64>, _>(c).map(|v| v.map(Value::Int)),
-                FieldType::Float => row
-                    .try_get::<Option<f64>, _>(c)
-                    .map(|v| v.map(Value::Float)),
-                FieldType::Boolean => row
-                    .try_get::<Option<bool>, _>(c)
-                    .map(|v| v.map(Value::Bool)),
-            }
-            .map_err(|e| corrupt(format!("feature {fid} field `{}`: {e}", field.name)))?;
-            properties.push(v.unwrap_or(Value::Null));
-        }
+        let properties = crate::decode_properties(row, &meta.config.fields, 2)
+            .map_err(|e| corrupt(format!("feature {fid} {e}")))?;
         Ok(Feature {
             id: fid as u64,
             geometry,
@@ -328,65 +366,5 @@ impl GpkgStore {
                 .await
                 .map_err(|e| self.db(e))?;
         Ok::<u64, StoreError>(version as u64)
-    }
-
-    /// Replaces a layer's configuration without re-reading its source, when only
-    /// policy and presentation changed (access, titles, zooms, tiling). The field
-    /// list and source must be unchanged; the version grows so that caches and
-    /// running servers pick the new policy up. Returns the new version.
-    pub async fn update_config(&self, config: &LayerConfig) -> Result<u64, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(|e| self.db(e))?;
-        sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| self.db(e))?;
-        let result = async {
-            let row: Option<(i64, String)> =
-                sqlx::query_as("SELECT version, config FROM chizu_layers WHERE id = ?")
-                    .bind(&config.id)
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(|e| self.db(e))?;
-            let (version, stored) =
-                row.ok_or_else(|| StoreError::UnknownLayer(config.id.clone()))?;
-            let stored: LayerConfig =
-                serde_json::from_str(&stored).map_err(|e| StoreError::Corrupt {
-                    layer: config.id.clone(),
-                    message: e.to_string(),
-                })?;
-            let schema = |c: &LayerConfig| {
-                c.fields
-                    .iter()
-                    .map(|f| (f.name.clone(), f.ty))
-                    .collect::<Vec<_>>()
-            };
-            if schema(&stored) != schema(config) || stored.geometry != config.geometry {
-                return Err(StoreError::SchemaChanged(config.id.clone()));
-            }
-            let json = serde_json::to_string(config).map_err(|e| StoreError::Corrupt {
-                layer: config.id.clone(),
-                message: e.to_string(),
-            })?;
-            sqlx::query("UPDATE chizu_layers SET config = ?, version = ? WHERE id = ?")
-                .bind(json)
-                .bind(version + 1)
-                .bind(&config.id)
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| self.db(e))?;
-            Ok((version + 1) as u64)
-        }
-        .await;
-        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-        sqlx::query(end)
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| self.db(e))?;
-        result
-    }
-
-    /// The recorded metadata of one layer.
-    pub async fn layer(&self, id: &str) -> Result<StoredLayer, StoreError> {
-        self.layer_row(&self.pool, id).await
     }
 }

@@ -18,6 +18,22 @@ pub struct IndexedFeature {
     pub properties: Vec<Value>,
 }
 
+impl From<chizu_core::Feature> for IndexedFeature {
+    /// Keeps the stored geometry and adds its Web Mercator projection.
+    fn from(f: chizu_core::Feature) -> IndexedFeature {
+        let mercator = f.geometry.map_coords(|c| {
+            let (x, y) = lonlat_to_mercator(c.x, c.y);
+            geo::Coord { x, y }
+        });
+        IndexedFeature {
+            id: f.id,
+            lonlat: f.geometry,
+            mercator,
+            properties: f.properties,
+        }
+    }
+}
+
 type Entry = GeomWithData<Rectangle<[f64; 2]>, u32>;
 
 /// One layer version, bulk-loaded into an R-tree (keyed in Web Mercator metres).
@@ -33,21 +49,8 @@ impl LayerIndex {
     /// Projects every feature to Web Mercator and bulk-loads the tree (O(n log n)).
     pub fn build(snapshot: LayerSnapshot) -> LayerIndex {
         let mut entries = Vec::with_capacity(snapshot.features.len());
-        let features: Vec<IndexedFeature> = snapshot
-            .features
-            .into_iter()
-            .map(|f| {
-                let mercator = f.geometry.map_coords(|c| {
-                    let (x, y) = lonlat_to_mercator(c.x, c.y);
-                    geo::Coord { x, y }
-                });
-                IndexedFeature {
-                    id: f.id,
-                    lonlat: f.geometry,
-                    mercator,
-                    properties: f.properties,
-                }
-            })
+        let features: Vec<IndexedFeature> = (snapshot.features.into_iter())
+            .map(IndexedFeature::from)
             .collect();
         for (i, f) in features.iter().enumerate() {
             let b = Bounds::of_geometry(&f.mercator);
@@ -101,9 +104,7 @@ impl LayerIndex {
     /// Features that may appear in `tile`: those meeting the tile grown by
     /// `buffer` tile units (of 4096), as the MVT encoder will clip them.
     pub fn tile_query(&self, tile: TileCoord, buffer: u32) -> Vec<&IndexedFeature> {
-        let bounds = tile.bounds();
-        let margin = (bounds.max_x - bounds.min_x) * buffer as f64 / 4096.0;
-        self.query(&bounds.buffered(margin))
+        self.query(&tile_box(tile, buffer))
     }
 
     pub fn len(&self) -> usize {
@@ -113,4 +114,12 @@ impl LayerIndex {
     pub fn is_empty(&self) -> bool {
         self.features.is_empty()
     }
+}
+
+/// The Web Mercator box of `tile` grown by `buffer` tile units (of 4096): what
+/// the MVT encoder keeps of the features it is given.
+pub fn tile_box(tile: TileCoord, buffer: u32) -> Bounds {
+    let bounds = tile.bounds();
+    let margin = (bounds.max_x - bounds.min_x) * buffer as f64 / 4096.0;
+    bounds.buffered(margin)
 }

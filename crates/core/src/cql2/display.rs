@@ -1,7 +1,7 @@
 //! Canonical CQL2 text: equal filters print equally (view fingerprints and
 //! cache keys use it), and the text parses back to the same filter.
 
-use super::{ArithOp, CmpOp, Expr, Literal, Scalar, SpatialOp, Temporal, TemporalOp, wkt};
+use super::{ArithOp, Expr, Literal, Scalar, SpatialOp, Temporal, TemporalOp, wkt};
 use std::fmt;
 
 impl fmt::Display for Literal {
@@ -120,14 +120,7 @@ impl<P: fmt::Display> fmt::Display for Expr<P> {
             Expr::Not(e) => write!(f, "NOT ({e})"),
             Expr::Const(b) => write!(f, "{}", if *b { "TRUE" } else { "FALSE" }),
             Expr::Compare(a, op, b) => {
-                let op = match op {
-                    CmpOp::Eq => "=",
-                    CmpOp::Ne => "<>",
-                    CmpOp::Lt => "<",
-                    CmpOp::Le => "<=",
-                    CmpOp::Gt => ">",
-                    CmpOp::Ge => ">=",
-                };
+                let op = op.symbol();
                 write!(f, "({a} {op} {b})")
             }
             Expr::Like(a, p) => {

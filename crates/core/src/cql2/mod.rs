@@ -24,10 +24,12 @@ mod display;
 mod eval;
 mod fold;
 mod like;
+mod pushdown;
 pub mod wkt;
 
 pub use fold::{accent_fold, case_fold};
 pub use like::LikePattern;
+pub use pushdown::{PushValue, Pushed};
 
 use crate::config::{FieldDef, FieldType};
 
@@ -51,6 +53,20 @@ pub enum CmpOp {
     Le,
     Gt,
     Ge,
+}
+
+impl CmpOp {
+    /// The operator as CQL2 text and SQL write it.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "=",
+            CmpOp::Ne => "<>",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
