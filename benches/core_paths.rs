@@ -210,5 +210,29 @@ fn benches(c: &mut Criterion) {
     }
 }
 
-criterion_group!(core_paths, benches);
+/// Validating one ring of n vertices (a wavy circle, valid): near-linear
+/// with the R-tree, where geo's own test compares every pair of segments.
+fn validation(c: &mut Criterion) {
+    let mut group = c.benchmark_group("validate_ring");
+    group.sample_size(10);
+    for n in [10_000usize, 40_000, 80_000] {
+        let mut ring: Vec<(f64, f64)> = (0..n)
+            .map(|i| {
+                let a = i as f64 / n as f64 * std::f64::consts::TAU;
+                let r = 1000.0 + 5.0 * (a * 400.0).sin();
+                (a.cos() * r, a.sin() * r)
+            })
+            .collect();
+        ring.push(ring[0]);
+        let polygon: geo::Geometry<f64> =
+            geo::Polygon::new(geo::LineString::from(ring), vec![]).into();
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &polygon, |b, p| {
+            b.iter(|| assert!(chizu_io::validate::problem(p).is_none()))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(core_paths, benches, validation);
 criterion_main!(core_paths);

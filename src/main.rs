@@ -54,6 +54,10 @@ enum Command {
         /// Shapefile text encoding when neither the file nor the layer file says (e.g. CP932).
         #[arg(long)]
         encoding: Option<String>,
+        /// Read, check and report (with the changes against the stored
+        /// version, for layers with a `key`), but store nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Apply changed layer files (access, titles, zooms, tiling) to ingested layers
     /// without re-reading their sources; running servers pick the change up.
@@ -370,6 +374,7 @@ async fn run(cli: Cli) -> Result<()> {
             all,
             store,
             encoding,
+            dry_run,
         } => {
             if only.is_empty() && !all {
                 bail!("name layers with --layer ID, or pass --all");
@@ -393,7 +398,7 @@ async fn run(cli: Cli) -> Result<()> {
             };
             let mut failed = 0;
             for config in &selected {
-                if let Err(e) = ingest_one(&*store, config, &options).await {
+                if let Err(e) = ingest_one(&*store, config, &options, dry_run).await {
                     eprintln!("error: {e:#}");
                     failed += 1;
                 }
@@ -490,7 +495,12 @@ fn load_layers(dir: &Path) -> Result<Vec<LayerConfig>> {
     Ok(configs)
 }
 
-async fn ingest_one(store: &dyn Store, config: &LayerConfig, options: &ReadOptions) -> Result<()> {
+async fn ingest_one(
+    store: &dyn Store,
+    config: &LayerConfig,
+    options: &ReadOptions,
+    dry_run: bool,
+) -> Result<()> {
     let started = std::time::Instant::now();
     let bar = indicatif::ProgressBar::new_spinner().with_message(format!("{}: reading", config.id));
     bar.set_style(
@@ -522,10 +532,27 @@ async fn ingest_one(store: &dyn Store, config: &LayerConfig, options: &ReadOptio
             prepared.report.invalid.len()
         );
     }
+    for warning in &prepared.report.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if let Some((previous, changes)) = changes_since(store, config, &prepared.features).await? {
+        println!("{}: changes from version {previous} {changes}", config.id);
+    }
+    let r = &prepared.report;
+    if dry_run {
+        println!(
+            "{}: dry run: {} features would be stored ({} read, {} invalid, {} sheets skipped); nothing was written",
+            config.id,
+            r.stored,
+            r.read,
+            r.invalid.len(),
+            r.skipped_sheets
+        );
+        return Ok(());
+    }
     let version = store
         .replace_layer(config, &prepared.features, &prepared.report, &hash)
         .await?;
-    let r = &prepared.report;
     println!(
         "{}: version {version}: {} features stored ({} read, {} invalid: {} repaired, {} skipped, {} kept) in {:.1}s",
         config.id,
@@ -538,6 +565,43 @@ async fn ingest_one(store: &dyn Store, config: &LayerConfig, options: &ReadOptio
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// What the prepared features change from the stored version, for a
+/// layer with a `key` that has been ingested before.
+async fn changes_since(
+    store: &dyn Store,
+    config: &LayerConfig,
+    features: &[chizu_core::Feature],
+) -> Result<Option<(u64, chizu_io::changes::ChangeReport)>> {
+    use chizu_io::changes::Fingerprints;
+    if config.key.is_empty() {
+        return Ok(None);
+    }
+    let Some(stored) = store
+        .layers()
+        .await?
+        .into_iter()
+        .find(|l| l.config.id == config.id)
+    else {
+        return Ok(None);
+    };
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(4096);
+    let old_fields = stored.config.fields.clone();
+    let collect = async {
+        let mut old = Fingerprints::default();
+        while let Some(f) = receiver.recv().await {
+            old.add(&config.key, &old_fields, &config.fields, &f);
+        }
+        old
+    };
+    let (read, old) = tokio::join!(store.stream_features(&config.id, sender), collect);
+    let read = read?;
+    let mut new = Fingerprints::default();
+    for f in features {
+        new.add(&config.key, &config.fields, &config.fields, f);
+    }
+    Ok(Some((read.version, old.compare(new, &config.key))))
 }
 
 /// Opens the accounts that go with a store: the file beside a GeoPackage,
@@ -615,7 +679,7 @@ async fn demo(bind: SocketAddr, location: StoreLocation, web: WebArgs) -> Result
     let present = store.versions().await?;
     let configs = load_layers(Path::new("layers"))?;
     for config in configs.iter().filter(|c| !present.contains_key(&c.id)) {
-        ingest_one(&*store, config, &ReadOptions::default()).await?;
+        ingest_one(&*store, config, &ReadOptions::default(), false).await?;
     }
     store.close().await;
     // A staff login for the demo, with a fresh password each start.

@@ -293,6 +293,16 @@ fn catalog_version(server: &Server, layer: &str) -> u64 {
         .unwrap()
 }
 
+/// Makes the city's parcels layer read the sample Shapefile (the demo's
+/// reads the MOJ map XML), as the next `set_layer_file` edits start from.
+fn use_shapefile_parcels(city: &City) {
+    let shapefile =
+        std::fs::read_to_string(repo().join("tests/fixtures/parcels_shapefile.toml")).unwrap();
+    for name in ["parcels.toml", "parcels.toml.orig"] {
+        std::fs::write(city.path().join("layers").join(name), &shapefile).unwrap();
+    }
+}
+
 fn set_layer_file(city: &City, id: &str, from: &str, to: &str) {
     let path = city.path().join(format!("layers/{id}.toml"));
     let original = std::fs::read_to_string(city.dir.path().join(format!("layers/{id}.toml.orig")))
@@ -332,6 +342,7 @@ fn bad_input_is_named_and_changes_nothing() {
     }
     let shp = std::fs::read(bad.join("cut.shp")).unwrap();
     std::fs::write(bad.join("cut.shp"), &shp[..shp.len() / 2]).unwrap();
+    use_shapefile_parcels(&city);
     set_layer_file(
         &city,
         "parcels",

@@ -57,6 +57,9 @@ pub enum SourceFormat {
     Geojson,
     Flatgeobuf,
     Geopackage,
+    /// The Ministry of Justice map XML (地図XML, 登記所備付地図データ): one XML,
+    /// a zip of XMLs, or a zip of zips.
+    Mojxml,
 }
 
 impl fmt::Display for SourceFormat {
@@ -66,6 +69,7 @@ impl fmt::Display for SourceFormat {
             SourceFormat::Geojson => "geojson",
             SourceFormat::Flatgeobuf => "flatgeobuf",
             SourceFormat::Geopackage => "geopackage",
+            SourceFormat::Mojxml => "mojxml",
         })
     }
 }
@@ -76,16 +80,110 @@ pub struct SourceConfig {
     /// Relative paths are resolved against the directory of the layer file.
     pub path: PathBuf,
     pub format: SourceFormat,
-    /// The CRS of the source coordinates, as `EPSG:<code>`.
+    /// The CRS of the source coordinates, as `EPSG:<code>`. MOJ XML names
+    /// its zone in every sheet: there `crs` may be left out, and when given,
+    /// every sheet must be in it.
+    #[serde(default)]
     pub crs: String,
+    /// What a contradiction between `crs` and the file's own CRS (a
+    /// Shapefile's `.prj`, a GeoPackage's SRS, a FlatGeobuf header, a MOJ
+    /// XML sheet's zone) is: an error (default) or a warning in the report,
+    /// for files known to carry a wrong `.prj`; `crs` is used either way.
+    #[serde(default)]
+    pub crs_check: CrsCheck,
     /// Text encoding of shapefile attributes when the file does not say (no `.cpg`).
     #[serde(default)]
     pub encoding: Option<String>,
     /// The table to read from a GeoPackage holding several.
     #[serde(default)]
     pub table: Option<String>,
+    /// What to read from a MOJ XML file (`format = "mojxml"` only).
+    #[serde(default)]
+    pub mojxml: Option<MojxmlOptions>,
+    /// Attributes joined from a table (a CSV ledger such as the land tax
+    /// register 土地課税台帳), matched on columns the source also has.
+    #[serde(default)]
+    pub join: Option<JoinConfig>,
 }
 
+/// A CSV table whose rows add attributes to the source's features: the
+/// row whose `on` columns equal the feature's attributes of the same names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinConfig {
+    /// Relative paths are resolved against the directory of the layer file.
+    pub path: PathBuf,
+    /// The key columns (at least one), named as in both the source and the CSV.
+    pub on: Vec<String>,
+    /// The CSV's text encoding (default UTF-8; Excel in Japan writes CP932).
+    #[serde(default)]
+    pub encoding: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CrsCheck {
+    #[default]
+    Error,
+    Warn,
+}
+
+/// Which features of a MOJ XML file make a layer, and what happens to
+/// sheets in 任意座標系 (arbitrary local coordinates).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MojxmlOptions {
+    #[serde(default)]
+    pub features: MojFeatures,
+    #[serde(default)]
+    pub arbitrary: ArbitrarySheets,
+    /// A TOML file of control points per 任意座標系 sheet (with
+    /// `arbitrary = "control_points"`); relative to the layer file.
+    #[serde(default)]
+    pub control_points: Option<PathBuf>,
+}
+
+/// The feature classes of a MOJ XML file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MojFeatures {
+    /// 筆: parcels (polygons).
+    #[default]
+    Parcels,
+    /// 図郭: map sheet frames (polygons).
+    Sheets,
+    /// 筆界線 and 仮行政界線: boundary lines.
+    BoundaryLines,
+    /// 筆界点: boundary points.
+    BoundaryPoints,
+    /// 基準点: control points (survey marks).
+    ControlPoints,
+}
+
+impl MojFeatures {
+    pub fn geometry(self) -> GeometryKind {
+        match self {
+            MojFeatures::Parcels | MojFeatures::Sheets => GeometryKind::Polygon,
+            MojFeatures::BoundaryLines => GeometryKind::Line,
+            MojFeatures::BoundaryPoints | MojFeatures::ControlPoints => GeometryKind::Point,
+        }
+    }
+}
+
+/// What ingest does with a sheet in 任意座標系, which cannot be placed on
+/// the earth by itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArbitrarySheets {
+    /// The ingest fails, naming the file, the sheet and its parcels.
+    #[default]
+    Refuse,
+    /// The sheet is left out and counted in the report.
+    Skip,
+    /// The sheet is placed by an affine or Helmert transformation fitted to
+    /// the control points of `control_points`.
+    ControlPoints,
+}
 impl SourceConfig {
     /// The EPSG code of `crs`.
     pub fn epsg(&self) -> u32 {
@@ -305,6 +403,11 @@ pub struct LayerConfig {
     /// Where the server reads the layer from (memory snapshot or database).
     #[serde(default)]
     pub serve: ServeMode,
+    /// Fields that identify a feature from one version of the source to the
+    /// next (a parcel's 筆ID, or 大字 + 地番): an ingest then reports how many
+    /// features were added, removed and changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key: Vec<String>,
     pub fields: Vec<FieldDef>,
     pub access: AccessConfig,
 }
@@ -383,8 +486,22 @@ impl LayerConfig {
             message: e.to_string(),
         })?;
         config.validate(file, roles)?;
-        if let Some(dir) = file.parent().filter(|_| config.source.path.is_relative()) {
-            config.source.path = dir.join(&config.source.path);
+        if let Some(dir) = file.parent() {
+            if config.source.path.is_relative() {
+                config.source.path = dir.join(&config.source.path);
+            }
+            if let Some(join) = config.source.join.as_mut().filter(|j| j.path.is_relative()) {
+                join.path = dir.join(&join.path);
+            }
+            if let Some(points) = config
+                .source
+                .mojxml
+                .as_mut()
+                .and_then(|m| m.control_points.as_mut())
+                .filter(|p| p.is_relative())
+            {
+                *points = dir.join(&*points);
+            }
         }
         Ok(config)
     }
@@ -410,7 +527,8 @@ impl LayerConfig {
                 format!("`{}` must match the file name `{stem}.toml`", self.id),
             );
         }
-        if parse_epsg(&self.source.crs).is_none() {
+        let crs_optional = self.source.format == SourceFormat::Mojxml && self.source.crs.is_empty();
+        if !crs_optional && parse_epsg(&self.source.crs).is_none() {
             return bad(
                 "source.crs",
                 format!("`{}` is not of the form EPSG:<code>", self.source.crs),
@@ -447,6 +565,22 @@ impl LayerConfig {
                 "tiles",
                 "buffer must be 0..=2048, simplify >= 0 and max_bytes >= 1024".into(),
             );
+        }
+        self.validate_mojxml(file)?;
+        if let Some(join) = &self.source.join {
+            if join.on.is_empty() {
+                return bad("source.join.on", "name at least one key column".into());
+            }
+            if let Some(label) = join
+                .encoding
+                .as_ref()
+                .filter(|l| encoding_for_label(l).is_none())
+            {
+                return bad(
+                    "source.join.encoding",
+                    format!("unknown text encoding `{label}` (try CP932 or UTF-8)"),
+                );
+            }
         }
         if self.fields.is_empty() {
             return bad("fields", "a layer needs at least one field".into());
@@ -537,6 +671,7 @@ impl LayerConfig {
             }
             check_roles(key, list)?;
         }
+        self.validate_key(file)?;
         for (role, filter) in &self.access.rows {
             let key = format!("access.rows.{role}");
             check_roles(key.clone(), std::slice::from_ref(role))?;
@@ -553,6 +688,55 @@ impl LayerConfig {
                     &key,
                     format!("{e}: the filter must name fields of this layer"),
                 );
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_mojxml(&self, file: &Path) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: String| Err(ConfigError::invalid(file, key, message));
+        if self.source.format != SourceFormat::Mojxml {
+            if self.source.mojxml.is_some() {
+                return bad(
+                    "source.mojxml",
+                    format!(
+                        "only for format = \"mojxml\", not \"{}\"",
+                        self.source.format
+                    ),
+                );
+            }
+            return Ok(());
+        }
+        let moj = self.source.mojxml.clone().unwrap_or_default();
+        if moj.features.geometry() != self.geometry {
+            return bad(
+                "geometry",
+                format!(
+                    "MOJ XML {:?} are {} features",
+                    moj.features,
+                    moj.features.geometry()
+                ),
+            );
+        }
+        let wants_points = moj.arbitrary == ArbitrarySheets::ControlPoints;
+        if wants_points != moj.control_points.is_some() {
+            return bad(
+                "source.mojxml.control_points",
+                "give a control point file exactly when arbitrary = \"control_points\"".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks `key` against the fields (after `validate`).
+    fn validate_key(&self, file: &Path) -> Result<(), ConfigError> {
+        for name in &self.key {
+            if self.field_index(name).is_none() {
+                return Err(ConfigError::invalid(
+                    file,
+                    "key",
+                    format!("`{name}` is not a field of this layer"),
+                ));
             }
         }
         Ok(())

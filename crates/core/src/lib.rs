@@ -14,9 +14,9 @@ pub mod time;
 pub mod value;
 
 pub use config::{
-    AccessConfig, ConfigError, FieldDef, FieldType, GeometryKind, InvalidGeometryPolicy,
-    LayerConfig, LocalizedText, RoleSet, ServeMode, SourceConfig, SourceFormat, TileOptions,
-    ZoomRange,
+    AccessConfig, ArbitrarySheets, ConfigError, CrsCheck, FieldDef, FieldType, GeometryKind,
+    InvalidGeometryPolicy, JoinConfig, LayerConfig, LocalizedText, MojFeatures, MojxmlOptions,
+    RoleSet, ServeMode, SourceConfig, SourceFormat, TileOptions, ZoomRange,
 };
 pub use feature::Feature;
 pub use tile::{Bounds, TileCoord, TileError};

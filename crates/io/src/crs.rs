@@ -170,6 +170,61 @@ pub fn name(code: u32) -> Option<String> {
     Some(wkt[start..end].to_string())
 }
 
+/// Where a CRS may be used, in degrees of longitude and latitude (PROJ's
+/// area of use, from the EPSG database).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AreaOfUse {
+    pub west: f64,
+    pub south: f64,
+    pub east: f64,
+    pub north: f64,
+}
+
+impl AreaOfUse {
+    /// How far outside the area of use coordinates may still lie: data
+    /// along a zone border is legitimately drawn in the neighbouring zone.
+    pub const MARGIN_DEGREES: f64 = 1.0;
+
+    /// Whether (lon, lat) is inside, with the margin.
+    pub fn admits(&self, lon: f64, lat: f64) -> bool {
+        let m = Self::MARGIN_DEGREES;
+        let lon_ok = if self.west <= self.east {
+            lon >= self.west - m && lon <= self.east + m
+        } else {
+            // The area crosses the antimeridian.
+            lon >= self.west - m || lon <= self.east + m
+        };
+        lon_ok
+            && lon.abs() <= 180.0
+            && lat.abs() <= 90.0
+            && lat >= self.south - m
+            && lat <= self.north + m
+    }
+}
+
+impl std::fmt::Display for AreaOfUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "longitude {}..{}, latitude {}..{}",
+            self.west, self.east, self.south, self.north
+        )
+    }
+}
+
+/// The area of use of `EPSG:code`, when PROJ knows one.
+pub fn area_of_use(code: u32) -> Option<AreaOfUse> {
+    let p = Proj::new(&format!("EPSG:{code}")).ok()?;
+    let (area, _) = p.area_of_use().ok()?;
+    let a = area?;
+    Some(AreaOfUse {
+        west: a.west,
+        south: a.south,
+        east: a.east,
+        north: a.north,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +241,17 @@ mod tests {
         let back = Reprojector::new(4326, 6670).unwrap();
         let (x, y) = back.point(lon, lat).unwrap();
         assert!((x + 84005.8886).abs() < 1e-3 && (y - 11449.7512).abs() < 1e-3);
+    }
+
+    #[test]
+    fn areas_of_use_come_from_proj() {
+        let zone_ii = area_of_use(6670).unwrap();
+        assert!(zone_ii.admits(130.1, 33.1), "{zone_ii}");
+        assert!(!zone_ii.admits(140.1, 35.6), "Chiba is not in zone II");
+        let world = area_of_use(4326).unwrap();
+        assert!(world.admits(179.0, -89.0));
+        assert!(!world.admits(200.0, 10.0) && !world.admits(10.0, 95.0));
+        assert!(!world.admits(1e300, 1e300));
     }
 
     #[test]

@@ -78,6 +78,7 @@ fn read_unguarded(
             number,
             geometry: Some(geometry),
             attributes,
+            crs: None,
         })?;
     }
     Ok(())

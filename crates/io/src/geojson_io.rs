@@ -53,6 +53,7 @@ pub fn read(
             number,
             geometry,
             attributes,
+            crs: None,
         })?;
     }
     Ok(())

@@ -455,9 +455,23 @@ impl TableWriter {
                 Some(bounds.max_y),
             )
         };
+        // gpkg_contents.identifier is UNIQUE, layer titles need not be: a
+        // title another table already uses gets the table name beside it.
+        let taken: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM gpkg_contents WHERE identifier = ? AND table_name <> ?",
+        )
+        .bind(&self.title)
+        .bind(&self.table)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?;
+        let identifier = match taken {
+            Some(_) => format!("{} ({})", self.title, self.table),
+            None => self.title.clone(),
+        };
         sqlx::query("INSERT INTO gpkg_contents (table_name, data_type, identifier, description, min_x, min_y, max_x, max_y, srs_id) VALUES (?, 'features', ?, ?, ?, ?, ?, ?, ?)")
             .bind(&self.table)
-            .bind(&self.title)
+            .bind(&identifier)
             .bind(&self.description)
             .bind(min_x)
             .bind(min_y)
@@ -575,6 +589,49 @@ pub fn read_blocking(
     Ok(())
 }
 
+/// The SRS of a feature table (of the only one when `table` is `None`), as
+/// the GeoPackage states it; `None` for the undefined SRSs (0, -1).
+pub fn table_srs(
+    path: &Path,
+    table: Option<&str>,
+) -> Result<Option<crate::source_crs::FileCrs>, IoError> {
+    run_async(|| async move {
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(|e| db_error(path, e))?
+            .read_only(true);
+        let Ok(mut conn) = SqliteConnection::connect_with(&options).await else {
+            // The reader names an unreadable file.
+            return Ok(None);
+        };
+        let rows: Vec<(String, String, i64, String, String)> = sqlx::query_as(
+            "SELECT g.table_name, s.organization, s.organization_coordsys_id, s.definition, s.srs_name \
+             FROM gpkg_geometry_columns g JOIN gpkg_spatial_ref_sys s ON s.srs_id = g.srs_id \
+             WHERE g.srs_id > 0 ORDER BY g.table_name",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap_or_default();
+        let row = match table {
+            Some(t) => rows.into_iter().find(|r| r.0 == t),
+            None if rows.len() == 1 => rows.into_iter().next(),
+            None => None,
+        };
+        Ok(row.map(|(_, org, code, definition, name)| {
+            if org.eq_ignore_ascii_case("EPSG") && code > 0 {
+                crate::source_crs::FileCrs {
+                    label: format!("its SRS EPSG:{code} (`{name}`)"),
+                    definition: format!("EPSG:{code}"),
+                }
+            } else {
+                crate::source_crs::FileCrs {
+                    label: format!("its SRS `{name}` ({org}:{code})"),
+                    definition,
+                }
+            }
+        }))
+    })
+}
+
 async fn read_all(path: &Path, table: Option<&str>) -> Result<Vec<RawFeature>, IoError> {
     let db = |e| db_error(path, e);
     let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
@@ -650,6 +707,7 @@ async fn read_all(path: &Path, table: Option<&str>) -> Result<Vec<RawFeature>, I
             number,
             geometry,
             attributes,
+            crs: None,
         });
     }
     Ok(out)

@@ -4,13 +4,18 @@
 //! what happens to a feature: the ingest pipeline ([`prepare`]) reprojects,
 //! validates and coerces; the sample generator writes; tests inspect.
 
+pub mod changes;
+pub mod control;
 pub mod crs;
 pub mod export;
 pub mod fgb;
 pub mod geojson_io;
 pub mod gpkg;
+pub mod join;
+pub mod mojxml;
 pub mod prepare;
 pub mod shp;
+pub mod source_crs;
 pub mod validate;
 
 use chizu_core::{SourceConfig, SourceFormat, Value};
@@ -27,6 +32,20 @@ pub struct RawFeature {
     pub number: usize,
     pub geometry: Option<Geometry<f64>>,
     pub attributes: Vec<(String, Value)>,
+    /// The EPSG code of this feature's coordinates, when the file says it
+    /// per feature (each MOJ XML sheet names its zone); `None`: the layer's.
+    pub crs: Option<u32>,
+}
+
+/// What reading a source has to say beside its features.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReadNotes {
+    /// For the ingest report: contradictions allowed by `crs_check = "warn"`,
+    /// sheets placed from control points (with their residuals), sheets skipped.
+    pub warnings: Vec<String>,
+    /// 任意座標系 sheets left out (`arbitrary = "skip"`), and their parcels.
+    pub skipped_sheets: usize,
+    pub skipped_parcels: usize,
 }
 
 impl RawFeature {
@@ -111,12 +130,13 @@ pub struct ReadOptions {
     pub fallback_encoding: Option<String>,
 }
 
-/// Streams every feature of `source` into `visit`, in file order.
+/// Streams every feature of `source` into `visit`, in file order, after
+/// holding the layer file's `crs` against the CRS the file states.
 pub fn read_source(
     source: &SourceConfig,
     options: &ReadOptions,
     visit: &mut dyn FnMut(RawFeature) -> Result<(), IoError>,
-) -> Result<(), IoError> {
+) -> Result<ReadNotes, IoError> {
     let path = source.path.as_path();
     if !path.exists() {
         return Err(IoError::open(
@@ -124,18 +144,44 @@ pub fn read_source(
             std::io::Error::new(std::io::ErrorKind::NotFound, "file not found"),
         ));
     }
+    let mut notes = ReadNotes::default();
+    let mut ledger = source.join.as_ref().map(join::Ledger::read).transpose()?;
+    let mut joined = |mut raw: RawFeature| -> Result<(), IoError> {
+        if let Some(ledger) = &mut ledger {
+            ledger.apply(&mut raw);
+        }
+        visit(raw)
+    };
+    let visit = &mut joined;
+    if let Some(stated) = source_crs::stated(source)? {
+        notes
+            .warnings
+            .extend(source_crs::check(source, source.epsg(), &stated)?);
+    }
     match source.format {
-        SourceFormat::Geojson => geojson_io::read(path, visit),
-        SourceFormat::Flatgeobuf => fgb::read(path, visit),
+        SourceFormat::Geojson => geojson_io::read(path, visit)?,
+        SourceFormat::Flatgeobuf => fgb::read(path, visit)?,
         SourceFormat::Shapefile => {
             let declared = source
                 .encoding
                 .as_deref()
                 .or(options.fallback_encoding.as_deref());
-            shp::read(path, declared, visit)
+            shp::read(path, declared, visit)?
         }
-        SourceFormat::Geopackage => gpkg::read_blocking(path, source.table.as_deref(), visit),
+        SourceFormat::Geopackage => gpkg::read_blocking(path, source.table.as_deref(), visit)?,
+        SourceFormat::Mojxml => {
+            let moj = source.mojxml.clone().unwrap_or_default();
+            let warn_only = source.crs_check == chizu_core::CrsCheck::Warn;
+            let read = mojxml::read(path, &moj, &source.crs, warn_only, visit)?;
+            notes.warnings.extend(read.warnings);
+            notes.skipped_sheets += read.skipped_sheets;
+            notes.skipped_parcels += read.skipped_parcels;
+        }
     }
+    notes
+        .warnings
+        .extend(ledger.as_ref().and_then(join::Ledger::unmatched));
+    Ok(notes)
 }
 
 /// Hex SHA-256 of a file (of every part of a shapefile), recorded with each layer version.
@@ -151,6 +197,13 @@ pub fn source_hash(source: &SourceConfig) -> Result<String, IoError> {
                 parts.push(p);
             }
         }
+    }
+    if let Some(points) = source
+        .mojxml
+        .as_ref()
+        .and_then(|m| m.control_points.clone())
+    {
+        parts.push(points);
     }
     let mut buf = vec![0u8; 1 << 16];
     for part in parts {

@@ -2,9 +2,11 @@
 //! coerce every attribute to the schema. Nothing is written here: a layer that
 //! fails to prepare never reaches the store, so the previous version stays.
 
+use crate::crs::AreaOfUse;
 use crate::{IoError, RawFeature, ReadOptions, Reprojector, read_source, validate};
 use chizu_core::{Bounds, Feature, InvalidGeometryPolicy, LayerConfig, Value};
 use geo::{Geometry, MultiLineString, MultiPoint, MultiPolygon};
+use std::collections::HashMap;
 use std::fmt;
 
 /// The CRS chizu stores layers in: WGS 84 longitude/latitude, as QGIS expects a
@@ -33,6 +35,32 @@ pub struct IngestReport {
     pub kept_invalid: usize,
     /// In [`STORAGE_EPSG`].
     pub bounds: Option<Bounds>,
+    /// What the reader noted: CRS contradictions allowed by `crs_check =
+    /// "warn"`, sheets placed from control points, sheets skipped.
+    pub warnings: Vec<String>,
+    /// 任意座標系 sheets left out, and the parcels they held.
+    pub skipped_sheets: usize,
+    pub skipped_parcels: usize,
+}
+
+/// One reprojector per source CRS met (a MOJ XML file can hold sheets of
+/// several zones), each with the CRS's area of use.
+struct Reprojectors {
+    layer_epsg: u32,
+    by_epsg: HashMap<u32, (Reprojector, Option<AreaOfUse>)>,
+}
+
+impl Reprojectors {
+    fn get(&mut self, epsg: Option<u32>) -> Result<&(Reprojector, Option<AreaOfUse>), IoError> {
+        let epsg = epsg.unwrap_or(self.layer_epsg);
+        Ok(match self.by_epsg.entry(epsg) {
+            std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let reprojector = Reprojector::new(epsg, STORAGE_EPSG)?;
+                slot.insert((reprojector, crate::crs::area_of_use(epsg)))
+            }
+        })
+    }
 }
 
 /// Everything that stopped a layer from being prepared.
@@ -75,8 +103,15 @@ pub fn prepare_layer(
     options: &ReadOptions,
     progress: &mut dyn FnMut(usize),
 ) -> Result<PreparedLayer, IngestError> {
-    let reprojector = Reprojector::new(config.source.epsg(), STORAGE_EPSG)
-        .map_err(|e| IngestError::single(&config.id, e))?;
+    let mut reprojectors = Reprojectors {
+        layer_epsg: config.source.epsg(),
+        by_epsg: HashMap::new(),
+    };
+    if config.source.epsg() != 0 {
+        reprojectors
+            .get(None)
+            .map_err(|e| IngestError::single(&config.id, e))?;
+    }
     let path = config.source.path.clone();
     let mut features = Vec::new();
     let mut report = IngestReport::default();
@@ -89,7 +124,7 @@ pub fn prepare_layer(
         if report.read % 1000 == 0 {
             progress(report.read);
         }
-        match convert(config, &reprojector, &path, raw, &mut report) {
+        match convert(config, &mut reprojectors, &path, raw, &mut report) {
             Ok(Some(feature)) => {
                 bounds.expand(&Bounds::of_geometry(&feature.geometry));
                 features.push(feature);
@@ -107,8 +142,13 @@ pub fn prepare_layer(
     };
     let read_result = read_source(&config.source, options, &mut on_feature);
     progress(report.read);
-    if let Err(e) = read_result {
-        errors.insert(0, e);
+    match read_result {
+        Ok(notes) => {
+            report.warnings = notes.warnings;
+            report.skipped_sheets = notes.skipped_sheets;
+            report.skipped_parcels = notes.skipped_parcels;
+        }
+        Err(e) => errors.insert(0, e),
     }
     if report.read == 0 && errors.is_empty() {
         errors.push(IoError::format(&path, "holds no features"));
@@ -130,7 +170,7 @@ pub fn prepare_layer(
 
 fn convert(
     config: &LayerConfig,
-    reprojector: &Reprojector,
+    reprojectors: &mut Reprojectors,
     path: &std::path::Path,
     raw: RawFeature,
     report: &mut IngestReport,
@@ -180,9 +220,16 @@ fn convert(
             }
         }
     }
+    let (reprojector, area) = reprojectors
+        .get(raw.crs)
+        .map_err(|e| IoError::feature(path, number, e))?;
     reprojector
         .geometry(&mut geometry)
         .map_err(|e| IoError::feature(path, number, e))?;
+    if let Some(area) = area {
+        check_area(&geometry, area, reprojector.from_epsg())
+            .map_err(|e| IoError::feature(path, number, e))?;
+    }
     let geometry = to_multi(geometry);
 
     let mut properties = Vec::with_capacity(config.fields.len());
@@ -220,6 +267,25 @@ fn convert(
         geometry,
         properties,
     }))
+}
+
+/// Fails when a coordinate (in longitude/latitude) lies outside the source
+/// CRS's area of use: the coordinates are not in the CRS the layer file says.
+fn check_area(g: &Geometry<f64>, area: &AreaOfUse, epsg: u32) -> Result<(), String> {
+    use geo::CoordsIter;
+    match g.coords_iter().find(|c| !area.admits(c.x, c.y)) {
+        None => Ok(()),
+        Some(c) => Err(format!(
+            "coordinate ({:?}, {:?}) in longitude/latitude lies outside the area of use of EPSG:{epsg}{} ({area}, with a margin of {}°): \
+             the coordinates are not in the CRS the layer file says",
+            c.x,
+            c.y,
+            crate::crs::name(epsg)
+                .map(|n| format!(" `{n}`"))
+                .unwrap_or_default(),
+            AreaOfUse::MARGIN_DEGREES
+        )),
+    }
 }
 
 /// Stores every geometry as its multi-part kind, so a layer has one column type.

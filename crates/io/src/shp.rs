@@ -76,6 +76,14 @@ pub fn read(
         .iter()
         .map(|f| f.name().to_string())
         .collect();
+    let mut floats = FloatColumns::new(
+        &dbf_path,
+        (
+            table.header().offset_to_first_record,
+            table.header().size_of_record,
+        ),
+        table.fields(),
+    )?;
     let mut reader = shapefile::Reader::new(shapes, table);
     let mut number = 0;
     for item in reader.iter_shapes_and_records() {
@@ -106,6 +114,9 @@ pub fn read(
         };
         let mut values: std::collections::HashMap<String, dbase::FieldValue> =
             record.into_iter().collect();
+        for (name, value) in floats.record(number - 1)? {
+            values.insert(name, dbase::FieldValue::Numeric(value));
+        }
         let mut attributes = Vec::with_capacity(field_order.len());
         for name in &field_order {
             let v = values.remove(name).map(field_value).unwrap_or(Value::Null);
@@ -136,6 +147,7 @@ pub fn read(
             number,
             geometry,
             attributes,
+            crs: None,
         })?;
     }
     if number != expected {
@@ -185,6 +197,81 @@ fn polygon_from_rings(rings: impl Iterator<Item = Vec<(f64, f64)>>) -> geo::Geom
             .collect(),
     )
     .into()
+}
+
+/// The DBF's `F` (float) fields read again from their text: the dbase crate
+/// parses them as f32, which turns a 地積 of 1623819823.81 into 1623819800.
+/// The text is what the file holds, so it is parsed as f64 here.
+struct FloatColumns {
+    file: Option<std::io::BufReader<std::fs::File>>,
+    path: std::path::PathBuf,
+    first_record: u64,
+    record_size: u64,
+    /// (name, offset in the record, width)
+    columns: Vec<(String, u64, usize)>,
+}
+
+impl FloatColumns {
+    fn new(
+        dbf: &Path,
+        (first_record, record_size): (u16, u16),
+        fields: &[dbase::FieldInfo],
+    ) -> Result<FloatColumns, IoError> {
+        let mut columns = Vec::new();
+        // Byte 0 of every record is the deletion flag.
+        let mut offset = 1u64;
+        for f in fields {
+            if f.field_type() == dbase::FieldType::Float {
+                columns.push((f.name().to_string(), offset, f.length() as usize));
+            }
+            offset += f.length() as u64;
+        }
+        let file = if columns.is_empty() {
+            None
+        } else {
+            let f = std::fs::File::open(dbf).map_err(|e| IoError::open(dbf, e))?;
+            Some(std::io::BufReader::new(f))
+        };
+        Ok(FloatColumns {
+            file,
+            path: dbf.to_path_buf(),
+            first_record: first_record as u64,
+            record_size: record_size as u64,
+            columns,
+        })
+    }
+
+    /// The `F` values of record `index` (0-based).
+    fn record(&mut self, index: usize) -> Result<Vec<(String, Option<f64>)>, IoError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let Some(file) = &mut self.file else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::with_capacity(self.columns.len());
+        let start = self.first_record + index as u64 * self.record_size;
+        for (name, offset, width) in &self.columns {
+            let mut bytes = vec![0u8; *width];
+            file.seek(SeekFrom::Start(start + offset))
+                .and_then(|_| file.read_exact(&mut bytes))
+                .map_err(|e| IoError::open(&self.path, e))?;
+            let text = String::from_utf8_lossy(&bytes);
+            let text = text.trim_matches(|c: char| c.is_whitespace() || c == '\0');
+            let value = if text.is_empty() || text.chars().all(|c| c == '*') {
+                None
+            } else {
+                Some(text.parse::<f64>().map_err(|_| {
+                    IoError::field(
+                        &self.path,
+                        index + 1,
+                        name,
+                        format!("`{text}` is not a number"),
+                    )
+                })?)
+            };
+            out.push((name.clone(), value));
+        }
+        Ok(out)
+    }
 }
 
 fn field_value(v: dbase::FieldValue) -> Value {

@@ -78,8 +78,11 @@ fn read(format: SourceFormat, path: &Path) -> Result<usize, String> {
         },
         format,
         crs: "EPSG:4326".into(),
+        crs_check: Default::default(),
         encoding: None,
         table: None,
+        mojxml: None,
+        join: None,
     };
     let mut n = 0;
     read_source(&source, &ReadOptions::default(), &mut |_| {

@@ -8,8 +8,10 @@
 //! JGD2011 / Japan Plane Rectangular CS II (EPSG:6670), in the formats a city
 //! hands over: Shapefile with a CP932 DBF, GeoJSON, GeoPackage and FlatGeobuf.
 //! Like real data it has a few bow-tie polygons, repeated vertices and empty
-//! attributes. The same seed always gives the same bytes.
+//! attributes. The parcels are also written as the Ministry of Justice map
+//! XML (`parcels.zip`, see [`moj`]). The same seed always gives the same bytes.
 
+pub mod moj;
 mod names;
 mod rng;
 
@@ -45,6 +47,9 @@ pub struct SampleCounts {
 /// The files the generator writes, relative to its output directory.
 pub const FILES: &[&str] = &[
     "parcels.shp",
+    "parcels.zip",
+    "parcels_control.toml",
+    "parcel_ledger.csv",
     "roads.geojson",
     "zoning.gpkg",
     "water_pipes.fgb",
@@ -71,6 +76,16 @@ pub fn generate(outline: &Path, out: &Path, scale: u32) -> Result<SampleCounts, 
         &parcel_fields(),
         &parcels,
     )?;
+    let mut districts: Vec<&str> = Vec::new();
+    for f in &parcels {
+        if let Some(Value::Text(oaza)) = f.properties.get(1)
+            && !districts.contains(&oaza.as_str())
+        {
+            districts.push(oaza);
+        }
+    }
+    moj::write(out, &parcels, &districts)?;
+    moj::write_ledger(out, &parcels)?;
     drop(parcels);
 
     let roads = town.roads(&mut rng);
