@@ -191,6 +191,10 @@ struct WebArgs {
     /// Origins allowed to call the API from other web sites (CORS); none by default.
     #[arg(long, env = "CHIZU_CORS_ORIGINS", value_delimiter = ',')]
     cors_origin: Vec<String>,
+    /// Origins whose pages may embed the maps in a frame, e.g. the city's
+    /// web site https://www.city.kashima.saga.jp (comma-separated); none by default.
+    #[arg(long, env = "CHIZU_FRAME_ANCESTORS", value_delimiter = ',')]
+    frame_ancestor: Vec<String>,
     /// Seconds of work one query (filter, point query, search) may take.
     #[arg(long, env = "CHIZU_QUERY_BUDGET", default_value_t = 5.0)]
     query_budget: f64,
@@ -284,6 +288,13 @@ impl WebArgs {
                 );
             }
         }
+        for origin in &self.frame_ancestor {
+            if chizu_server::plain_origin(origin).as_deref() != Some(origin.as_str()) {
+                anyhow::bail!(
+                    "--frame-ancestor takes origins such as https://www.city.example.jp: {origin}"
+                );
+            }
+        }
         if !(self.query_budget > 0.0 && self.query_budget <= 600.0) {
             anyhow::bail!("--query-budget is seconds between 0 and 600");
         }
@@ -306,6 +317,7 @@ impl WebArgs {
             reload_interval: std::time::Duration::from_secs_f64(self.reload_interval),
             serve_mode: self.serve_layers,
             tile_cache_bytes: self.tile_cache_mb.saturating_mul(1 << 20),
+            frame_ancestors: self.frame_ancestor.clone(),
             ..config
         })
     }

@@ -620,8 +620,136 @@ fn what_is_here_and_search() {
         flags.windows(2).all(|w| w[0] || !w[1]),
         "exact matches first: {flags:?}"
     );
+    // Lot numbers as people write them: 番, 番地, の, a district run into the
+    // number, the optional 大字.
+    let page = server
+        .get("/ogc/collections/parcels/items?limit=200")
+        .json();
+    let lot = page["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| &f["properties"])
+        .find(|p| {
+            p["chiban"]
+                .as_str()
+                .is_some_and(|c| c.matches('-').count() == 1)
+                && p["oaza"].is_string()
+        })
+        .unwrap();
+    let (lot_no, oaza) = (
+        lot["chiban"].as_str().unwrap(),
+        lot["oaza"].as_str().unwrap(),
+    );
+    let (a, b) = lot_no.split_once('-').unwrap();
+    for q in [
+        format!("{a}番{b}"),
+        format!("{a}番地{b}"),
+        format!("{a}の{b}"),
+        format!("{oaza}{a}-{b}"),
+        format!("大字{oaza} {a}番{b}"),
+        format!("{oaza}{a}番地{b}"),
+    ] {
+        let found = server
+            .get(&format!("/search?q={}&limit=100", enc(&q)))
+            .json();
+        assert!(
+            found["results"].as_array().unwrap().iter().any(|r| {
+                r["exact"] == true
+                    && r["properties"]["chiban"] == lot_no
+                    && r["properties"]["oaza"] == oaza
+            }),
+            "{q}: {found}"
+        );
+    }
     let body = String::from_utf8_lossy(&server.get(&format!("/search?q={}", enc("高津原"))).body)
         .into_owned();
     assert!(!body.contains("owner_name") && !body.contains("water_pipes"));
     assert_eq!(server.get("/search?q=").status, 400);
+}
+
+/// The ids of the collections a `/data` page lists, with whether each
+/// offers downloads.
+fn data_sections(html: &str) -> Vec<(String, bool)> {
+    html.split("<section id=\"")
+        .skip(1)
+        .map(|s| {
+            let id = s.split('"').next().unwrap().to_string();
+            let body = s.split("</section>").next().unwrap();
+            (
+                id.clone(),
+                body.contains(&format!("/ogc/collections/{id}/items?f=gpkg")),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_open_data_page_lists_what_the_caller_may_see_and_take() {
+    let city = City::new();
+    assert!(city.ingest(&["--all"]).status.success());
+    let token = city.user_with_token("clerk", &["staff"]);
+    let bearer = format!("Bearer {token}");
+    let server = Server::start(&city.store());
+    for (who, auth) in [
+        ("public", vec![]),
+        ("staff", vec![("Authorization", bearer.as_str())]),
+    ] {
+        let page = server.get_with("/data", &auth);
+        assert_eq!(page.status, 200, "{who}");
+        assert!(
+            page.header("content-type")
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let html = String::from_utf8(page.body.clone()).unwrap();
+        assert!(!html.contains("<script"), "readable without script");
+        let catalog = server.get_with("/catalog", &auth).json();
+        let expected: Vec<(String, bool)> = catalog["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                (
+                    l["id"].as_str().unwrap().to_string(),
+                    l["exportable"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(data_sections(&html), expected, "{who}");
+        for l in catalog["layers"].as_array().unwrap() {
+            let count = format!("<dd>{}</dd>", l["feature_count"]);
+            assert!(html.contains(&count), "{who}: {} {count}", l["id"]);
+        }
+        if who == "public" {
+            assert!(
+                !html.contains("water_pipes") && !html.contains("owner_name"),
+                "{html}"
+            );
+            assert!(expected.iter().any(|(id, e)| id == "zoning" && *e));
+            assert!(expected.iter().any(|(id, e)| id == "parcels" && !*e));
+            assert!(html.contains("CC BY 4.0"));
+        } else {
+            assert!(html.contains("<section id=\"water_pipes\">"));
+            assert!(html.contains("<code>owner_name</code>"));
+        }
+    }
+
+    // The public's download link of the zoning in the city's zone is a
+    // GeoPackage GDAL opens, with every zoning area.
+    let html = String::from_utf8(server.get("/data").body).unwrap();
+    let href = html
+        .split("href=\"")
+        .map(|s| s.split('"').next().unwrap().replace("&amp;", "&"))
+        .find(|h| h.contains("/collections/zoning/items?f=gpkg&crs="))
+        .unwrap();
+    let path = &href[href.find("/ogc/").unwrap()..];
+    let file = server.get(path);
+    assert_eq!(file.status, 200, "{path}");
+    let gpkg = city.path().join("zoning-download.gpkg");
+    std::fs::write(&gpkg, &file.body).unwrap();
+    let info = run("ogrinfo", &["-ro", "-so", "-al", gpkg.to_str().unwrap()]);
+    let zoning = count_sql(&city.store(), "zoning", "1 = 1");
+    assert!(info.contains(&format!("Feature Count: {zoning}")), "{info}");
+    assert!(info.contains("ID[\"EPSG\",6670]"), "{info}");
 }

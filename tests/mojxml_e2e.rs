@@ -727,6 +727,28 @@ fn source_files_cannot_lie_about_where_they_are() {
         &["merc.gpkg", "crs = \"EPSG:4326\"", "its SRS EPSG:3857"],
     );
 
+    // A FlatGeobuf whose header says EPSG:3857, declared EPSG:4326.
+    let fgb = dir.join("merc.fgb");
+    ogr2ogr(&format!(
+        "-f FlatGeobuf -t_srs EPSG:3857 {} {}",
+        fgb.display(),
+        good.display()
+    ));
+    std::fs::write(
+        layers.join("points.toml"),
+        point_layer(
+            "points",
+            "地点",
+            r#"path = "../merc.fgb", format = "flatgeobuf", crs = "EPSG:4326""#,
+            r#"{ name = "name", type = "text" }"#,
+        ),
+    )
+    .unwrap();
+    refused(
+        "fgb crs",
+        &["merc.fgb", "crs = \"EPSG:4326\"", "its header (EPSG:3857)"],
+    );
+
     // A Shapefile whose .prj says EPSG:2263 (New York, US feet), declared EPSG:6670.
     let ny = dir.join("ny.shp");
     ogr2ogr(&format!(

@@ -393,6 +393,10 @@ pub struct LayerConfig {
     /// Credit shown on the map (出典).
     #[serde(default)]
     pub attribution: Option<String>,
+    /// Terms the data may be used under (利用条件), shown on `/data`:
+    /// e.g. "CC BY 4.0" or "政府標準利用規約 2.0".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
     pub source: SourceConfig,
     pub geometry: GeometryKind,
     pub zoom: ZoomRange,

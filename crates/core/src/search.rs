@@ -3,9 +3,82 @@
 //! walk over the matching prefix, never a scan of the layer. Built once per
 //! layer version, when the layer is loaded.
 
-/// Folds the ways people type lot numbers: full-width digits and letters,
-/// the many dashes of Japanese text (－ ー ‐ − ― ‑), and surrounding spaces.
+/// Folds the ways people type lot numbers and place names: full-width
+/// digits and letters, the many dashes of Japanese text (－ ー ‐ − ― ‑),
+/// 番, 番地, の and ノ between digits (`1234番5`, `1234番地5`, `1234の5` are
+/// `1234-5`; a trailing `番` or `番地` goes), the optional 大字 and 字 before
+/// a district name, and surrounding spaces. Index values and queries are
+/// folded alike.
 pub fn normalize(s: &str) -> String {
+    let folded = fold_width(s);
+    let lots = fold_lot_numbers(&folded);
+    lots.split(' ')
+        .map(|token| {
+            token
+                .strip_prefix("大字")
+                .or_else(|| token.strip_prefix('字'))
+                .filter(|rest| !rest.is_empty())
+                .unwrap_or(token)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The tokens of a normalised query: `中村282-3` (a name run into a lot
+/// number, as people type it) is `中村` and `282-3`.
+pub fn query_tokens(normalized: &str) -> Vec<&str> {
+    let mut tokens = Vec::new();
+    for token in normalized.split_whitespace() {
+        let lot_start = token
+            .char_indices()
+            .find(|(i, c)| {
+                c.is_ascii_digit()
+                    && *i > 0
+                    && token[*i..].chars().all(|c| c.is_ascii_digit() || c == '-')
+            })
+            .map(|(i, _)| i);
+        match lot_start {
+            Some(i) if !token[..i].ends_with(|c: char| c.is_ascii_digit() || c == '-') => {
+                tokens.push(&token[..i]);
+                tokens.push(&token[i..]);
+            }
+            _ => tokens.push(token),
+        }
+    }
+    tokens
+}
+
+/// `1234番5`, `1234番地5`, `1234の5`, `1234ノ5` → `1234-5`; `1234番(地)` → `1234`.
+fn fold_lot_numbers(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let after_digit = out.ends_with(|c: char| c.is_ascii_digit());
+        let marker = match chars[i] {
+            '番' if chars.get(i + 1) == Some(&'地') => 2,
+            '番' | 'の' | 'ノ' => 1,
+            _ => 0,
+        };
+        if after_digit && marker > 0 {
+            match chars.get(i + marker) {
+                Some(c) if c.is_ascii_digit() => out.push('-'),
+                // 番 and 番地 end a lot number; の and ノ are words there.
+                None | Some(' ') if chars[i] == '番' => {}
+                _ => {
+                    out.extend(&chars[i..i + marker]);
+                }
+            }
+            i += marker;
+            continue;
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
+fn fold_width(s: &str) -> String {
     s.trim()
         .chars()
         .map(|c| match c {
@@ -91,6 +164,34 @@ mod tests {
         assert_eq!(normalize("　１２３４－５ "), "1234-5");
         assert_eq!(normalize("1234ー5"), "1234-5");
         assert_eq!(normalize("ＡＢ"), "ab");
+    }
+
+    #[test]
+    fn lot_numbers_fold_as_people_write_them() {
+        for written in [
+            "1234-5",
+            "1234番5",
+            "1234番地5",
+            "1234の5",
+            "1234ノ5",
+            "１２３４番地５",
+        ] {
+            assert_eq!(normalize(written), "1234-5", "{written}");
+        }
+        assert_eq!(normalize("1234番"), "1234");
+        assert_eq!(normalize("1234番地"), "1234");
+        assert_eq!(normalize("一番町"), "一番町");
+        assert_eq!(normalize("ひばりの丘"), "ひばりの丘");
+        assert_eq!(normalize("大字高津原"), "高津原");
+        assert_eq!(normalize("字中村 12の3"), "中村 12-3");
+        assert_eq!(normalize("大字"), "大字");
+        assert_eq!(
+            query_tokens(&normalize("中村282番3")),
+            vec!["中村", "282-3"]
+        );
+        assert_eq!(query_tokens("国道207号"), vec!["国道207号"]);
+        assert_eq!(query_tokens("282-3"), vec!["282-3"]);
+        assert_eq!(query_tokens("a1 b"), vec!["a", "1", "b"]);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 mod auth;
 mod caller;
 pub mod crs;
+mod data_page;
 mod error;
 mod export;
 mod limits;
@@ -27,6 +28,7 @@ pub use limits::{ClientAddr, IpNet, RequestLimits};
 pub use selection::Selection;
 pub use state::{AppState, CachedTile, ServerConfig};
 pub use tiles::render as render_tile;
+pub use web::plain_origin;
 pub use web::{Background, style_for_view};
 pub use work::Budget;
 
@@ -45,6 +47,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/ready", reads(ready))
         .route("/metrics", reads(metrics::metrics))
         .route("/catalog", reads(catalog))
+        .route("/data", reads(data_page::page))
         .route("/auth/login", posts(auth::login))
         .route("/auth/logout", posts(auth::logout))
         .route("/auth/me", reads(auth::me))

@@ -222,7 +222,7 @@ fn search_hits(
     query: &str,
     budget: &Budget,
 ) -> Result<SearchHits, ApiError> {
-    let tokens: Vec<&str> = query.split_whitespace().collect();
+    let tokens = chizu_core::search::query_tokens(query);
     let Some(primary) = tokens.iter().copied().max_by_key(|t| t.len()) else {
         return Ok((Vec::new(), false, Vec::new()));
     };

@@ -33,6 +33,10 @@ pub struct ServerConfig {
     pub limits: crate::limits::RequestLimits,
     /// Serve every layer this way, whatever its layer file says (`None`: as it says).
     pub serve_mode: Option<ServeMode>,
+    /// Origins whose pages may embed the maps in a frame (the city's web
+    /// site); none by default. Each is `scheme://host[:port]`, checked by
+    /// [`crate::web::plain_origin`].
+    pub frame_ancestors: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -48,6 +52,7 @@ impl Default for ServerConfig {
             background: None,
             limits: crate::limits::RequestLimits::default(),
             serve_mode: None,
+            frame_ancestors: Vec::new(),
         }
     }
 }
@@ -175,6 +180,7 @@ impl AppState {
         // checked to be plain host names, so the value is always a valid header.
         let csp = axum::http::HeaderValue::from_str(&crate::web::content_security_policy(
             config.background.as_ref(),
+            &config.frame_ancestors,
         ))
         .unwrap_or(axum::http::HeaderValue::from_static("default-src 'self'"));
         let work =

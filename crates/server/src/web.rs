@@ -42,14 +42,21 @@ pub struct Background {
 impl Background {
     /// `scheme://host[:port]` of the tile URL, for the Content-Security-Policy.
     pub fn origin(&self) -> Option<String> {
-        let (scheme, rest) = self.url.split_once("://")?;
-        let host = rest.split('/').next()?;
-        let plain_host = !host.is_empty()
-            && host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
-        (matches!(scheme, "http" | "https") && plain_host).then(|| format!("{scheme}://{host}"))
+        plain_origin(&self.url)
     }
+}
+
+/// `scheme://host[:port]` of an http(s) URL whose host is plain (letters,
+/// digits, `.`, `-`, a port, an IPv6 literal): nothing else can reach a
+/// Content-Security-Policy, so no value can widen or break it.
+pub fn plain_origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host = rest.split('/').next()?;
+    let plain_host = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    (matches!(scheme, "http" | "https") && plain_host).then(|| format!("{scheme}://{host}"))
 }
 
 pub async fn style(
@@ -405,7 +412,11 @@ pub async fn security_headers(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // X-Frame-Options cannot name origins: with frame ancestors configured,
+    // the Content-Security-Policy alone says who may embed the pages.
+    if state.config.frame_ancestors.is_empty() {
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
@@ -419,16 +430,28 @@ pub async fn security_headers(
 }
 
 /// The Content-Security-Policy for this configuration.
-pub fn content_security_policy(background: Option<&Background>) -> String {
+pub fn content_security_policy(
+    background: Option<&Background>,
+    frame_ancestors: &[String],
+) -> String {
     let extra = background
         .and_then(Background::origin)
         .map(|o| format!(" {o}"))
         .unwrap_or_default();
+    let ancestors: Vec<String> = frame_ancestors
+        .iter()
+        .filter_map(|a| plain_origin(a))
+        .collect();
+    let ancestors = if ancestors.is_empty() {
+        "'none'".to_string()
+    } else {
+        ancestors.join(" ")
+    };
     format!(
         "default-src 'self'; script-src 'self'; style-src 'self'; \
          img-src 'self' data: blob:{extra}; connect-src 'self'{extra}; \
          worker-src 'self'; child-src 'self'; font-src 'self'; \
-         object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+         object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors {ancestors}"
     )
 }
 
@@ -572,7 +595,7 @@ mod tests {
         );
         assert_eq!(style["sources"]["background"]["tiles"][0], background.url);
         assert_eq!(
-            content_security_policy(Some(&background))
+            content_security_policy(Some(&background), &[])
                 .matches("https://tiles.example.jp")
                 .count(),
             2

@@ -141,3 +141,42 @@ async fn new_versions_arrive_by_notification_and_the_view_holds() {
     );
     reloader.abort();
 }
+
+/// The maps may be framed only by the origins the city names (its web
+/// site); by default by none.
+#[tokio::test]
+async fn frame_ancestors_are_configurable_and_none_by_default() {
+    let headers = |config: ServerConfig| async move {
+        let store = Arc::new(MemoryStore::new());
+        let auth = chizu_access::AuthDb::in_memory().await.unwrap();
+        let state = AppState::new(store, auth, config).await.unwrap();
+        let request = Request::get("/health").body(Body::empty()).unwrap();
+        router(state)
+            .oneshot(request)
+            .await
+            .unwrap()
+            .headers()
+            .clone()
+    };
+    let closed = headers(ServerConfig::default()).await;
+    assert_eq!(closed["x-frame-options"], "DENY");
+    let csp = closed["content-security-policy"].to_str().unwrap();
+    assert!(csp.ends_with("frame-ancestors 'none'"), "{csp}");
+
+    let open = headers(ServerConfig {
+        frame_ancestors: vec![
+            "https://www.city.kashima.saga.jp".into(),
+            // Never reaches the header: not a plain origin.
+            "https://evil.example; script-src *".into(),
+        ],
+        ..ServerConfig::default()
+    })
+    .await;
+    assert!(open.get("x-frame-options").is_none());
+    let csp = open["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.ends_with("frame-ancestors https://www.city.kashima.saga.jp"),
+        "{csp}"
+    );
+    assert!(!csp.contains("evil"), "{csp}");
+}
