@@ -717,6 +717,13 @@ fn the_open_data_page_lists_what_the_caller_may_see_and_take() {
             })
             .collect();
         assert_eq!(data_sections(&html), expected, "{who}");
+        // The OGC API's landing page and collections as HTML are this page.
+        for path in ["/ogc?f=html", "/ogc/collections?f=html"] {
+            let alt = server.get_with(path, &auth);
+            assert!(alt.header("content-type").unwrap().starts_with("text/html"));
+            let alt = String::from_utf8(alt.body).unwrap();
+            assert_eq!(data_sections(&alt), expected, "{who} {path}");
+        }
         for l in catalog["layers"].as_array().unwrap() {
             let count = format!("<dd>{}</dd>", l["feature_count"]);
             assert!(html.contains(&count), "{who}: {} {count}", l["id"]);

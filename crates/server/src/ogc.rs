@@ -54,9 +54,31 @@ fn json_response(body: serde_json::Value, ctx: &Ctx, media: &'static str) -> Res
     r
 }
 
-pub async fn landing(State(state): State<Arc<AppState>>, ctx: Ctx, headers: HeaderMap) -> Response {
+/// The format a landing or collections request asks for: `f=html` gets the
+/// open data page (`/data`), which lists the same collections for people.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct PageFormat {
+    #[serde(default)]
+    f: Option<String>,
+}
+
+impl PageFormat {
+    fn html(&self) -> bool {
+        self.f.as_deref() == Some("html")
+    }
+}
+
+pub async fn landing(
+    State(state): State<Arc<AppState>>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    format: Result<Query<PageFormat>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    if format.is_ok_and(|Query(f)| f.html()) {
+        return crate::data_page::page(State(state), ctx, headers).await;
+    }
     let b = format!("{}/ogc", base_url(&state, &headers));
-    json_response(
+    Ok(json_response(
         json!({
             "title": "chizu",
             "description": "Kashima City integrated GIS: OGC API - Features",
@@ -65,11 +87,12 @@ pub async fn landing(State(state): State<Arc<AppState>>, ctx: Ctx, headers: Head
                 {"href": format!("{b}/api"), "rel": "service-desc", "type": "application/vnd.oai.openapi+json;version=3.0", "title": "the API definition"},
                 {"href": format!("{b}/conformance"), "rel": "conformance", "type": "application/json", "title": "conformance classes"},
                 {"href": format!("{b}/collections"), "rel": "data", "type": "application/json", "title": "collections"},
+                {"href": format!("{b}?f=html"), "rel": "alternate", "type": "text/html", "title": "this document as HTML (the open data page)"},
             ]
         }),
         &ctx,
         "application/json",
-    )
+    ))
 }
 
 pub async fn conformance(ctx: Ctx) -> Response {
@@ -112,7 +135,11 @@ pub async fn collections(
     State(state): State<Arc<AppState>>,
     ctx: Ctx,
     headers: HeaderMap,
+    format: Result<Query<PageFormat>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    if format.is_ok_and(|Query(f)| f.html()) {
+        return crate::data_page::page(State(state), ctx, headers).await;
+    }
     let base = format!("{}/ogc", base_url(&state, &headers));
     let mut list = Vec::new();
     for (index, view) in ctx.visible() {
@@ -120,7 +147,10 @@ pub async fn collections(
     }
     Ok(json_response(
         json!({
-            "links": [{"href": format!("{base}/collections"), "rel": "self", "type": "application/json"}],
+            "links": [
+                {"href": format!("{base}/collections"), "rel": "self", "type": "application/json"},
+                {"href": format!("{base}/collections?f=html"), "rel": "alternate", "type": "text/html"},
+            ],
             "collections": list,
             "crs": crs::supported().iter().map(|c| c.uri()).collect::<Vec<_>>(),
         }),
