@@ -177,17 +177,18 @@ pub async fn audit(
     let auth = open_auth(store).await?;
     let since = since.map(|s| parse_since(&s)).transpose()?;
     let log = AuditLog::start(auth.db().clone());
-    println!("time\tuser\tlayer\tvia\tarea\tfeatures\tfields");
+    println!("time\tuser\tlayer\tvia\tarea\tfeatures\tfields\tpurpose");
     for e in log.events(user.as_deref(), since).await? {
         println!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
             iso_time(e.at),
             e.user,
             e.layer,
             e.via,
             e.area,
             e.features,
-            e.fields
+            e.fields,
+            e.purpose
         );
     }
     Ok(())

@@ -312,9 +312,9 @@ fn exports_follow_the_view() {
     );
     assert_eq!(r.status, 403);
     assert!(r.json()["detail"].as_str().unwrap().contains("not export"));
-    // A planner's export with owner names is audited.
+    // A planner's export with owner names is audited, with its purpose.
     let r = server.get_with(
-        "/ogc/collections/parcels/items?f=geojson&bbox=130.08,33.08,130.09,33.09",
+        "/ogc/collections/parcels/items?f=geojson&bbox=130.08,33.08,130.09,33.09&purpose=tax%20assessment%0A2026",
         &[("Authorization", &planner_auth)],
     );
     assert_eq!(r.status, 200);
@@ -332,7 +332,7 @@ fn exports_follow_the_view() {
             ],
         );
         if log.contains("\tparcels\texport\tbbox=130.08,33.08,130.09,33.09\t")
-            && log.trim_end().ends_with("owner_name")
+            && log.trim_end().ends_with("owner_name\ttax assessment 2026")
         {
             break;
         }

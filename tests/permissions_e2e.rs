@@ -743,7 +743,7 @@ fn publish_writes_a_store_with_only_public_data_and_reads_are_audited() {
             assert!(
                 rows.iter()
                     .all(|r| r.contains("\tkato\tparcels\ttile\ttile 15/")
-                        && r.ends_with("\towner_name")),
+                        && r.ends_with("\towner_name\t")),
                 "{log}"
             );
             break;

@@ -14,7 +14,8 @@ CREATE TABLE IF NOT EXISTS chizu_audit (
   via TEXT NOT NULL,
   area TEXT NOT NULL,
   features INTEGER NOT NULL,
-  fields TEXT NOT NULL
+  fields TEXT NOT NULL,
+  purpose TEXT NOT NULL DEFAULT ''
 );
 CREATE TRIGGER IF NOT EXISTS chizu_audit_no_update BEFORE UPDATE ON chizu_audit
   BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
@@ -36,6 +37,24 @@ pub struct AuditEvent {
     pub features: u64,
     /// The personal fields included.
     pub fields: String,
+    /// Why the data was taken out, as the staff member said when exporting
+    /// (利用目的); empty for map and query reads.
+    #[serde(default)]
+    pub purpose: String,
+}
+
+/// Adds the `purpose` column to an accounts file made before it existed.
+pub(crate) async fn upgrade_sqlite(pool: &sqlx::SqlitePool) -> Result<(), sqlx::Error> {
+    let columns: Vec<(String,)> =
+        sqlx::query_as("SELECT name FROM pragma_table_info('chizu_audit')")
+            .fetch_all(pool)
+            .await?;
+    if !columns.iter().any(|(c,)| c == "purpose") {
+        sqlx::query("ALTER TABLE chizu_audit ADD COLUMN purpose TEXT NOT NULL DEFAULT ''")
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
 }
 
 #[derive(Clone)]
@@ -90,8 +109,8 @@ async fn write(db: &AccountsDb, batch: &[AuditEvent]) -> Result<(), sqlx::Error>
         let mut tx = pool.begin().await?;
         for e in batch {
             sqlx::query(
-                "INSERT INTO chizu_audit (at, \"user\", layer, via, area, features, fields) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO chizu_audit (at, \"user\", layer, via, area, features, fields, purpose) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(e.at)
             .bind(&e.user)
@@ -100,6 +119,7 @@ async fn write(db: &AccountsDb, batch: &[AuditEvent]) -> Result<(), sqlx::Error>
             .bind(&e.area)
             .bind(e.features as i64)
             .bind(&e.fields)
+            .bind(&e.purpose)
             .execute(&mut *tx)
             .await?;
         }
@@ -112,8 +132,9 @@ pub async fn read(
     user: Option<&str>,
     since: Option<i64>,
 ) -> Result<Vec<AuditEvent>, sqlx::Error> {
-    let rows: Vec<(i64, String, String, String, String, i64, String)> = with_pool!(db, pool => sqlx::query_as(
-        "SELECT at, \"user\", layer, via, area, features, fields FROM chizu_audit \
+    type Row = (i64, String, String, String, String, i64, String, String);
+    let rows: Vec<Row> = with_pool!(db, pool => sqlx::query_as(
+        "SELECT at, \"user\", layer, via, area, features, fields, purpose FROM chizu_audit \
          WHERE (CAST($1 AS TEXT) IS NULL OR \"user\" = $1) AND (CAST($2 AS BIGINT) IS NULL OR at >= $2) ORDER BY id",
     )
     .bind(user)
@@ -123,7 +144,7 @@ pub async fn read(
     Ok(rows
         .into_iter()
         .map(
-            |(at, user, layer, via, area, features, fields)| AuditEvent {
+            |(at, user, layer, via, area, features, fields, purpose)| AuditEvent {
                 at,
                 user,
                 layer,
@@ -131,6 +152,7 @@ pub async fn read(
                 area,
                 features: features as u64,
                 fields,
+                purpose,
             },
         )
         .collect())

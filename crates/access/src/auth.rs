@@ -191,8 +191,20 @@ impl AuthDb {
             .iter()
             .filter(|t| present.iter().any(|p| p == *t))
         {
+            // By the older table's columns: newer ones (the audit log's
+            // purpose) take their defaults.
+            let columns: Vec<String> =
+                sqlx::query_scalar("SELECT name FROM pragma_table_info(?, 'map')")
+                    .bind(*table)
+                    .fetch_all(&mut *conn)
+                    .await?;
+            let columns = columns
+                .iter()
+                .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
+                .collect::<Vec<_>>()
+                .join(", ");
             sqlx::query(&format!(
-                "INSERT OR IGNORE INTO main.{table} SELECT * FROM map.{table}"
+                "INSERT OR IGNORE INTO main.{table} ({columns}) SELECT {columns} FROM map.{table}"
             ))
             .execute(&mut *conn)
             .await?;
@@ -216,6 +228,7 @@ impl AuthDb {
     pub async fn new(pool: SqlitePool) -> Result<AuthDb, AuthError> {
         sqlx::raw_sql(SCHEMA).execute(&pool).await?;
         sqlx::raw_sql(crate::audit::SCHEMA).execute(&pool).await?;
+        crate::audit::upgrade_sqlite(&pool).await?;
         Ok(AuthDb {
             db: AccountsDb::Sqlite(pool),
         })
@@ -519,6 +532,48 @@ fn user_info(name: String, roles: &str, disabled: i64) -> UserInfo {
 mod tests {
     use super::*;
 
+    /// An accounts file from before the audit log had a purpose gains the
+    /// column, and keeps its rows.
+    #[tokio::test]
+    async fn an_older_audit_log_gains_the_purpose_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let map = dir.path().join("city.gpkg");
+        let accounts = accounts_path(&map);
+        let url = format!("sqlite://{}?mode=rwc", accounts.display());
+        let pool = SqlitePool::connect(&url).await.unwrap();
+        let old_schema = crate::audit::SCHEMA.replace(",\n  purpose TEXT NOT NULL DEFAULT ''", "");
+        assert!(!old_schema.contains("purpose"));
+        sqlx::raw_sql(&old_schema).execute(&pool).await.unwrap();
+        sqlx::query("INSERT INTO chizu_audit (at, user, layer, via, area, features, fields) VALUES (1, 'kato', 'parcels', 'tile', 'tile 15/1/2', 3, 'owner_name')")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let db = AuthDb::open_beside(&map).await.unwrap();
+        let log = crate::audit::AuditLog::start(db.db().clone());
+        log.record(crate::audit::AuditEvent {
+            at: 2,
+            user: "tanaka".into(),
+            layer: "parcels".into(),
+            via: "export".into(),
+            area: "whole layer".into(),
+            features: 10,
+            fields: "owner_name".into(),
+            purpose: "固定資産税の課税".into(),
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let events = loop {
+            let events = log.events(None, None).await.unwrap();
+            if events.len() == 2 || std::time::Instant::now() > deadline {
+                break events;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].purpose, "");
+        assert_eq!(events[1].purpose, "固定資産税の課税");
+    }
+
     #[tokio::test]
     async fn accounts_move_out_of_an_older_map_file() {
         let dir = tempfile::tempdir().unwrap();
@@ -531,7 +586,19 @@ mod tests {
         old.add_user("kato", "a long password", &["staff".into()])
             .await
             .unwrap();
-        with_pool!(old.db(), pool => pool.close().await);
+        // Its audit log had no purpose column yet.
+        let old_schema = crate::audit::SCHEMA.replace(",\n  purpose TEXT NOT NULL DEFAULT ''", "");
+        with_pool!(old.db(), pool => {
+            sqlx::raw_sql(&format!("DROP TABLE chizu_audit; {old_schema}"))
+                .execute(pool)
+                .await
+                .unwrap();
+            sqlx::query("INSERT INTO chizu_audit (at, user, layer, via, area, features, fields) VALUES (1, 'kato', 'parcels', 'tile', 'tile 15/1/2', 3, 'owner_name')")
+                .execute(pool)
+                .await
+                .unwrap();
+            pool.close().await
+        });
 
         let db = AuthDb::open_beside(&map).await.unwrap();
         assert_eq!(db.user("kato").await.unwrap().unwrap().roles, vec!["staff"]);
@@ -542,6 +609,15 @@ mod tests {
                 .is_some()
         );
         assert!(accounts_path(&map).exists());
+        let moved = crate::audit::AuditLog::start(db.db().clone())
+            .events(None, None)
+            .await
+            .unwrap();
+        assert_eq!(moved.len(), 1);
+        assert_eq!(
+            (moved[0].user.as_str(), moved[0].purpose.as_str()),
+            ("kato", "")
+        );
         let map_pool = SqlitePool::connect(&url).await.unwrap();
         let left: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'chizu_%' AND type = 'table' AND name <> 'chizu_layers'",

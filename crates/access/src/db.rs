@@ -53,6 +53,11 @@ fn migrator() -> sqlx::migrate::Migrator {
                 "login limits",
                 include_str!("../migrations/postgres/2002_login_limits.sql"),
             ),
+            migration(
+                2003,
+                "audit purpose",
+                include_str!("../migrations/postgres/2003_audit_purpose.sql"),
+            ),
         ]),
         ignore_missing: true,
         locking: true,

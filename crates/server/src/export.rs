@@ -77,6 +77,8 @@ pub struct ExportRequest {
     pub skip: usize,
     pub take: usize,
     pub area: String,
+    /// Why the data is taken out (利用目的), for the audit log.
+    pub purpose: String,
 }
 
 /// The selected features, read on a thread of their own as the writer
@@ -189,6 +191,7 @@ pub async fn respond(
                     area: req.area.clone(),
                     features: 0,
                     fields: personal.join(","),
+                    purpose: req.purpose.clone(),
                 },
             );
             move |written: u64| {

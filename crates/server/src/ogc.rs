@@ -307,6 +307,7 @@ pub(crate) fn audit(
         area,
         features: n as u64,
         fields: personal.join(","),
+        purpose: String::new(),
     });
 }
 
@@ -381,6 +382,15 @@ pub async fn items(
                 selection,
                 skip,
                 take,
+                // Bounded like every value a caller sends that is kept.
+                purpose: params
+                    .iter()
+                    .find(|(k, _)| k == "purpose")
+                    .map(|(_, v)| {
+                        let kept = v.trim().chars().take(200);
+                        kept.map(|c| if c.is_control() { ' ' } else { c }).collect()
+                    })
+                    .unwrap_or_default(),
                 area: if area.is_empty() {
                     "whole layer".into()
                 } else {

@@ -54,6 +54,7 @@ pub fn view_pushdown(config: &LayerConfig, view: &LayerView) -> Pushdown {
 const RESERVED: &[&str] = &[
     "f",
     "encoding",
+    "purpose",
     "bbox",
     "bbox-crs",
     "limit",
@@ -339,7 +340,15 @@ impl Selection {
     /// What identifies the features taken (not the page, the properties or
     /// the output CRS): the key of the server's cache of matching ids.
     pub fn key(params: &[(String, String)]) -> String {
-        const PRESENTATION: &[&str] = &["limit", "offset", "f", "crs", "properties", "encoding"];
+        const PRESENTATION: &[&str] = &[
+            "limit",
+            "offset",
+            "f",
+            "crs",
+            "properties",
+            "encoding",
+            "purpose",
+        ];
         let mut key = String::new();
         for (k, v) in params
             .iter()

@@ -181,6 +181,7 @@ fn audit(
                 .map(|f| c.fields[*f].name.as_str())
                 .collect::<Vec<_>>()
                 .join(","),
+            purpose: String::new(),
         });
     }
 }
