@@ -230,6 +230,13 @@ fn validation(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::from_parameter(n), &polygon, |b, p| {
             b.iter(|| assert!(chizu_io::validate::problem(p).is_none()))
         });
+        // The baseline, in the same run: geo's own validation (every pair of
+        // segments), at the smallest size only (it is quadratic).
+        if n == 10_000 {
+            group.bench_with_input(BenchmarkId::new("geo", n), &polygon, |b, p| {
+                b.iter(|| assert!(geo::Validation::is_valid(p)))
+            });
+        }
     }
     group.finish();
 }

@@ -178,6 +178,12 @@ pub async fn init_schema(pool: &SqlitePool) -> Result<(), sqlx::Error> {
         .execute(&mut *conn)
         .await?;
     sqlx::raw_sql(CORE_SCHEMA).execute(&mut *conn).await?;
+    // In WAL mode the header (application_id) reaches the file only at a
+    // checkpoint, and GDAL reads it from the file before opening SQLite:
+    // "bad application_id=0x00000000" while a server holds the store open.
+    sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
