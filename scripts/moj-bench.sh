@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # MOJ map XML ingest speed: the Joetsu file of ../shared/data/moj (1,051
 # parcels, 13.7 MB of XML) and the sample city's parcels.zip (~25,800 parcels
-# in two sheets, one placed from control points) ingested by `chizu ingest`
+# in one sheet per district, one placed from control points) ingested by `chizu ingest`
 # (read, chain rings, reproject, validate, store), beside `ogr2ogr` writing the
 # same parcels from a GeoPackage in their zone to a GeoPackage in EPSG:4326
 # (the baseline: GDAL has no MOJ XML reader). Median of RUNS runs each.
