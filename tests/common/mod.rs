@@ -419,23 +419,32 @@ impl Postgres {
             .status()
             .expect("initdb runs (apt-get install postgresql-15-postgis-3)");
         assert!(status.success(), "initdb failed");
-        let port = free_port();
-        let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c log_statement=all",
-            dir.path().display()
-        );
         let log = dir.path().join("server.log");
-        let status = as_postgres("pg_ctl")
-            .args(["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap()])
-            .args(["-o", &options, "-w", "start"])
-            .stdout(Stdio::null())
-            .status()
-            .expect("pg_ctl runs");
-        assert!(
-            status.success(),
-            "PostgreSQL did not start: {:?}",
-            std::fs::read_to_string(&log)
-        );
+        // A free port can be taken by another test's server between the
+        // probe and PostgreSQL's bind: then another port is tried.
+        let mut attempts = 0;
+        let port = loop {
+            attempts += 1;
+            let port = free_port();
+            let options = format!(
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c log_statement=all",
+                dir.path().display()
+            );
+            let status = as_postgres("pg_ctl")
+                .args(["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap()])
+                .args(["-o", &options, "-w", "start"])
+                .stdout(Stdio::null())
+                .status()
+                .expect("pg_ctl runs");
+            if status.success() {
+                break port;
+            }
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            assert!(
+                attempts < 5 && text.contains("Address already in use"),
+                "PostgreSQL did not start: {text}"
+            );
+        };
         let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
         Postgres { dir, port, url }
     }
