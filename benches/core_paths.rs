@@ -99,6 +99,7 @@ fn benches(c: &mut Criterion) {
     let config = &fx.parcels;
     let spec = LayerSpec {
         name: &config.id,
+        label: None,
         fields: config
             .fields
             .iter()
@@ -130,6 +131,7 @@ fn benches(c: &mut Criterion) {
                                 id: f.id,
                                 geometry: &f.mercator,
                                 properties: &f.properties,
+                                label: None,
                             })
                             .collect();
                         bytes += chizu_tiles::encode_layer(*t, &spec, &features).0.len();

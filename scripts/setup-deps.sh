@@ -27,6 +27,7 @@ if ! $demo_only; then
   command -v cs2cs >/dev/null || need_apt+=(proj-bin)
   command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
   command -v chromium >/dev/null || need_apt+=(chromium)
+  command -v pdftoppm >/dev/null || need_apt+=(poppler-utils)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -41,6 +41,11 @@ HAZARDS = [
     ("landslide", t("土砂災害警戒区域", "Landslide hazard zone"), ["#f5d36b", "#e0533d"]),
 ]
 
+# Label points share their layer with the features: drawing layers take the
+# geometries, symbol layers the points.
+POINTS = ["==", ["geometry-type"], "Point"]
+NOT_POINTS = ["!=", ["geometry-type"], "Point"]
+
 def match_colour(field, pairs, default):
     expr = ["match", ["get", field]]
     for value, colour in pairs:
@@ -68,12 +73,15 @@ def public_layers():
         {"id": "zoning-outline", "type": "line", "source": "chizu", "source-layer": "zoning",
          "minzoom": 13,
          "paint": {"line-color": "#7a6f5a", "line-width": 0.6, "line-opacity": 0.6}},
+        # Hazard areas start hidden: they would cover the zoning colours.
         {"id": "hazard-fill", "type": "fill", "source": "chizu", "source-layer": "hazard",
+         "layout": {"visibility": "none"},
          "paint": {"fill-color": hazard_colour(),
                    "fill-opacity": ["interpolate", ["linear"], ["get", "rank"], 1, 0.25, 4, 0.45]},
          "metadata": legend(*[(t(f"{title['ja']} ランク{r}", f"{title['en']}, rank {r}"), c, "fill")
                               for _, title, colours in HAZARDS for r, c in enumerate(colours, start=1)])},
         {"id": "hazard-outline", "type": "line", "source": "chizu", "source-layer": "hazard",
+         "layout": {"visibility": "none"},
          "paint": {"line-color": hazard_colour(), "line-width": 1}},
         {"id": "parcels-fill", "type": "fill", "source": "chizu", "source-layer": "parcels",
          "paint": {"fill-color": "#fffdf5", "fill-opacity": 0.25}},
@@ -98,16 +106,21 @@ def public_layers():
         {"id": "boundary-line", "type": "line", "source": "chizu", "source-layer": "boundary",
          "paint": {"line-color": "#5b4a8a", "line-width": 2, "line-dasharray": [3, 2]},
          "metadata": legend((t("市境", "City boundary"), "#5b4a8a", "line"))},
+        # Label points: chizu writes one per lot (its pole of inaccessibility)
+        # into the one tile that holds it, so a lot crossing a tile edge is
+        # labelled once.
         {"id": "parcels-chiban", "type": "symbol", "source": "chizu", "source-layer": "parcels",
-         "minzoom": 17,
+         "minzoom": 17, "filter": POINTS,
          "layout": {"text-field": ["get", "chiban"], "text-font": FONT, "text-size": 11,
                     "text-allow-overlap": False, "symbol-placement": "point"},
          "paint": {"text-color": "#5a2e16", "text-halo-color": "#ffffff", "text-halo-width": 1.2}},
+        # One label point per road name (half-way along its longest segment,
+        # with the road's angle), not one per segment and tile.
         {"id": "roads-name", "type": "symbol", "source": "chizu", "source-layer": "roads",
-         "minzoom": 15,
-         "filter": ["match", ["get", "road_class"], ["一般国道", "主要地方道", "市道 (幹線)"], True, False],
+         "minzoom": 15, "filter": POINTS,
          "layout": {"text-field": ["get", "route_name"], "text-font": FONT_BOLD, "text-size": 12,
-                    "symbol-placement": "line"},
+                    "text-rotate": ["get", "chizu:angle"], "text-rotation-alignment": "map",
+                    "symbol-placement": "point"},
          "paint": {"text-color": "#3d3d3d", "text-halo-color": "#ffffff", "text-halo-width": 1.5}},
     ]
 
@@ -135,11 +148,26 @@ def staff_layers():
 # to it). chizu drops the ids a caller may not read.
 POPUP_ORDER = ["parcels", "water_pipes", "zoning", "hazard", "roads"]
 
+# The city's disclaimer (免責事項), shown on the maps and printed on every page.
+DISCLAIMER = t(
+    "この地図は鹿島市が保有する情報を参考として提供するものです。土地の境界や権利、災害の危険性を証明するものではありません。"
+    "正確な情報は各担当課にお問い合わせください。掲載内容により生じた損害について、鹿島市は責任を負いません。",
+    "This map shows information held by Kashima City for reference only. It does not certify land boundaries, rights "
+    "or the danger of disasters. Ask the responsible department for authoritative information. Kashima City accepts "
+    "no liability for damage arising from the contents of this map.")
+
+# Fields a popup leaves out: internal states mean nothing to residents.
+PUBLIC_POPUP_HIDDEN = {"hazard": ["status"]}
+
 def style(name, title, layers):
+    metadata = {"chizu:title": t(*title.split(" / ")), "chizu:popup-order": POPUP_ORDER,
+                "chizu:disclaimer": DISCLAIMER}
+    if name == "public":
+        metadata["chizu:popup-hidden-fields"] = PUBLIC_POPUP_HIDDEN
     return {
         "version": 8,
         "name": title,
-        "metadata": {"chizu:title": t(*title.split(" / ")), "chizu:popup-order": POPUP_ORDER},
+        "metadata": metadata,
         "center": [130.0991, 33.1036],
         "zoom": 13,
         "glyphs": "/fonts/{fontstack}/{range}.pbf",

@@ -40,6 +40,11 @@ for path in sys.argv[1:]:
     summary = {}
     for name, layer in tile.items():
         xs, ys, bad = [], [], 0
+        # Label points (chizu writes one per lot or road name, without an id)
+        # are listed apart from the layer's features (the decoder reads a missing id as 0).
+        is_label = lambda f: f["geometry"]["type"] == "Point" and not f.get("id")
+        labels = [f for f in layer["features"] if is_label(f)]
+        features = [f for f in layer["features"] if not is_label(f)]
         for feat in layer["features"]:
             for p in coords(feat["geometry"]):
                 xs.append(p[0])
@@ -52,10 +57,11 @@ for path in sys.argv[1:]:
                         bad += 1
         summary[name] = {
             "extent": layer["extent"],
-            "count": len(layer["features"]),
-            "ids": [f.get("id") for f in layer["features"]],
-            "properties": [f["properties"] for f in layer["features"]],
-            "types": sorted({f["geometry"]["type"] for f in layer["features"]}),
+            "count": len(features),
+            "ids": [f.get("id") for f in features],
+            "properties": [f["properties"] for f in features],
+            "types": sorted({f["geometry"]["type"] for f in features}),
+            "labels": [{"properties": f["properties"], "at": f["geometry"]["coordinates"]} for f in labels],
             "min": min(xs + ys) if xs else None,
             "max": max(xs + ys) if xs else None,
             "bad_rings": bad,

@@ -811,8 +811,8 @@ fn a_policy_change_applies_without_re_ingesting() {
     std::fs::write(
         &file,
         text2.replace(
-            "{ name = \"label\", type = \"text\"",
-            "{ name = \"label\", type = \"integer\"",
+            "{ name = \"rank\", type = \"integer\"",
+            "{ name = \"rank\", type = \"float\"",
         ),
     )
     .unwrap();

@@ -4,6 +4,7 @@
 
 mod common;
 use common::*;
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 const LAYERS: &[(&str, u8, u8)] = &[
@@ -192,6 +193,80 @@ fn tiles_are_correct_in_every_layers_zoom_range() {
         );
     }
     assert!(singles.iter().any(|(l, _)| *l == "parcels"));
+
+    labels_once_per_lot_and_road_name(&server, &catalog, tmp.path());
+}
+
+/// Over every z14 tile of the city, each lot has exactly one label point
+/// (carrying its chiban and nothing else) and each road name exactly one
+/// (with its angle): no label repeats across tile edges.
+fn labels_once_per_lot_and_road_name(server: &Server, catalog: &Value, dir: &std::path::Path) {
+    let layer = |id: &str| {
+        (catalog["layers"].as_array().unwrap().iter())
+            .find(|l| l["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let (parcels, roads) = (layer("parcels"), layer("roads"));
+    let b = |i: usize, pick: fn(f64, f64) -> f64| {
+        pick(
+            parcels["bounds"][i].as_f64().unwrap(),
+            roads["bounds"][i].as_f64().unwrap(),
+        )
+    };
+    let (_, x0, y0) = tile_of(b(0, f64::min), b(3, f64::max), 14);
+    let (_, x1, y1) = tile_of(b(2, f64::max), b(1, f64::min), 14);
+    let mut files = Vec::new();
+    for x in x0..=x1 {
+        for y in y0..=y1 {
+            let r = server.get(&format!("/tiles/parcels,roads/14/{x}/{y}.mvt"));
+            if r.status == 200 {
+                let file = dir.join(format!("labels-{x}-{y}.mvt"));
+                std::fs::write(&file, &r.body).unwrap();
+                files.push(file);
+            }
+        }
+    }
+    let decoded = decode_with_python(&files);
+    let mut lots = 0u64;
+    let mut names: BTreeMap<String, u32> = BTreeMap::new();
+    for tile in decoded.as_object().unwrap().values() {
+        for label in tile["parcels"]["labels"].as_array().into_iter().flatten() {
+            let keys: Vec<&String> = label["properties"].as_object().unwrap().keys().collect();
+            assert_eq!(keys, ["chiban"], "a lot label carries its chiban only");
+            lots += 1;
+        }
+        for label in tile["roads"]["labels"].as_array().into_iter().flatten() {
+            let p = &label["properties"];
+            assert!(
+                p["chizu:angle"]
+                    .as_i64()
+                    .is_some_and(|a| (-90..90).contains(&a)),
+                "{p}"
+            );
+            *names
+                .entry(p["route_name"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    assert_eq!(
+        lots,
+        parcels["feature_count"].as_u64().unwrap(),
+        "one label per lot"
+    );
+    let road_names: std::collections::BTreeSet<String> = server
+        .get("/ogc/collections/roads/items?limit=10000&properties=route_name")
+        .json()["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["properties"]["route_name"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(names.len(), road_names.len(), "every road name is labelled");
+    assert!(
+        names.values().all(|n| *n == 1),
+        "one label per road name: {names:?}"
+    );
 }
 
 #[test]

@@ -15,12 +15,16 @@ const maplibre = join(root, 'node_modules', 'maplibre-gl', 'dist');
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(join(dist, 'assets', 'vendor'), { recursive: true });
 
-for (const file of ['common.js', 'public.js', 'staff.js', 'chizu.css', 'icon.svg']) {
+for (const file of ['common.js', 'public.js', 'staff.js', 'tools.js', 'chizu.css', 'icon.svg']) {
   cpSync(join(src, file), join(dist, 'assets', file));
 }
 for (const file of ['maplibre-gl-csp.js', 'maplibre-gl-csp-worker.js', 'maplibre-gl.css', 'LICENSE.txt']) {
   cpSync(join(maplibre, file), join(dist, 'assets', 'vendor', file));
 }
+// jsPDF's self-contained browser build, loaded only when someone prints.
+const jspdf = join(root, 'node_modules', 'jspdf');
+cpSync(join(jspdf, 'dist', 'jspdf.umd.min.js'), join(dist, 'assets', 'vendor', 'jspdf.umd.min.js'));
+cpSync(join(jspdf, 'LICENSE'), join(dist, 'assets', 'vendor', 'LICENSE-jspdf.txt'));
 
 // The pages as they are: chizu answers assets with `Cache-Control: no-cache`,
 // so browsers revalidate every file (304 when unchanged) and never mix builds.

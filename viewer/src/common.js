@@ -51,6 +51,40 @@ const TEXT = {
     exporting: '作成中…',
     exported: (name) => `${name} をダウンロードしました`,
     nothingToExport: 'エクスポートできるレイヤがありません',
+    exportEncoding: '文字コード',
+    extentQuery: '検索結果',
+    exportFields: '項目',
+    personal: '個人情報',
+    personalNotice: '個人情報を含む項目が選ばれています。持ち出しは監査記録に残ります。利用目的を記入し、取り扱いは個人情報保護条例に従ってください。',
+    exportPurpose: '利用目的',
+    purposeNeeded: '個人情報を含むため、利用目的を記入してください',
+    exportResults: 'この結果をエクスポート',
+    noFields: '項目を一つ以上選んでください',
+    toolsMeasure: '計測',
+    toolsPrint: '印刷',
+    toolsShare: '共有',
+    disclaimer: '免責事項',
+    disclaimerText: 'この地図は鹿島市が保有する情報を参考として提供するものです。土地の境界や権利、災害の危険性を証明するものではありません。正確な情報は各担当課にお問い合わせください。掲載内容により生じた損害について、鹿島市は責任を負いません。',
+    closeButton: '閉じる',
+    updated: (date) => `データ時点 ${date}`,
+    opacity: '不透明度',
+    fullscreen: '全画面',
+    myLocation: '現在地',
+    resultsPlaces: '地名・道路',
+    featuresFound: (n) => `${n} 件の地物`,
+    problem_login_failed: 'ユーザー名またはパスワードが違います',
+    problem_login_locked: 'ログインの失敗が続いたため、しばらくログインできません。時間をおいてお試しください',
+    problem_too_large: '要求が大きすぎます',
+    problem_bad_request: '要求に誤りがあります',
+    problem_not_found: '見つかりません',
+    problem_unauthorized: 'ログインが必要です',
+    problem_forbidden: 'この操作は許可されていません',
+    problem_export_forbidden: 'このレイヤをエクスポートする権限がありません',
+    problem_token_invalid: 'セッションが無効です。ログインし直してください',
+    problem_over_budget: '処理が大きすぎます。範囲や条件を絞ってください',
+    problem_too_many_requests: '要求が多すぎます。しばらくしてからお試しください',
+    problem_unavailable: '一時的に利用できません。しばらくしてからお試しください',
+    problem_internal: 'サーバーでエラーが発生しました',
   },
   en: {
     publicTitle: 'Kashima City public map',
@@ -95,6 +129,40 @@ const TEXT = {
     exporting: 'Exporting…',
     exported: (name) => `Downloaded ${name}`,
     nothingToExport: 'No layer can be exported',
+    exportEncoding: 'Text encoding',
+    extentQuery: 'Query results',
+    exportFields: 'Fields',
+    personal: 'personal data',
+    personalNotice: 'Fields with personal data are chosen. The export is recorded in the audit log: state its purpose, and handle the file as the personal information protection ordinance requires.',
+    exportPurpose: 'Purpose',
+    purposeNeeded: 'Personal data: please state the purpose',
+    exportResults: 'Export these results',
+    noFields: 'Choose at least one field',
+    toolsMeasure: 'Measure',
+    toolsPrint: 'Print',
+    toolsShare: 'Share',
+    disclaimer: 'Disclaimer',
+    disclaimerText: 'This map shows information held by Kashima City for reference only. It does not certify land boundaries, rights or the danger of disasters. Ask the responsible department for authoritative information. Kashima City accepts no liability for damage arising from the contents of this map.',
+    closeButton: 'Close',
+    updated: (date) => `Data as of ${date}`,
+    opacity: 'Opacity',
+    fullscreen: 'Full screen',
+    myLocation: 'My location',
+    resultsPlaces: 'Places and roads',
+    featuresFound: (n) => `${n} features`,
+    problem_login_failed: 'Wrong user name or password',
+    problem_login_locked: 'Too many failed logins: please wait a while and try again',
+    problem_too_large: 'The request is too large',
+    problem_bad_request: 'The request is not valid',
+    problem_not_found: 'Not found',
+    problem_unauthorized: 'Please log in',
+    problem_forbidden: 'This is not allowed',
+    problem_export_forbidden: 'You may not export this layer',
+    problem_token_invalid: 'Your session is no longer valid: please log in again',
+    problem_over_budget: 'This would take too long: narrow the area or the conditions',
+    problem_too_many_requests: 'Too many requests: please try again shortly',
+    problem_unavailable: 'Unavailable for a moment: please try again shortly',
+    problem_internal: 'The server could not answer',
   },
 };
 
@@ -149,18 +217,24 @@ function setupLanguageToggle() {
 
 // ------------------------------------------------------------------- HTTP --
 
-/** An error from the server, with the detail of its problem document. */
+/**
+ * An error from the server. Its message is in the page's language when the
+ * problem's stable `code` has a translation, else the server's own detail.
+ */
 export class ApiError extends Error {
-  constructor(status, detail) {
-    super(detail);
+  constructor(status, detail, code) {
+    const key = `problem_${code}`;
+    super(code && (key in TEXT[lang] || key in TEXT.ja) ? t(key) : detail);
     this.status = status;
+    this.code = code;
+    this.detail = detail;
   }
 }
 
 export async function problemOf(response) {
   try {
     const body = await response.json();
-    return new ApiError(response.status, body.detail || body.title || response.statusText);
+    return new ApiError(response.status, body.detail || body.title || response.statusText, body.code);
   } catch {
     return new ApiError(response.status, response.statusText);
   }
@@ -208,7 +282,9 @@ export function formatValue(value, field) {
 
 /**
  * Creates the map on #map with the named style and sets up everything both
- * pages share. Returns a controller the page builds on.
+ * pages share. Returns a controller the page builds on. The address holds
+ * what a shared link restores: the view (hash), `layers` (the visible ones),
+ * `sel` (the selected feature, `layer:id`) and `lang`.
  */
 export function createMap({ styleName, credentials }) {
   maplibregl.setWorkerUrl('/assets/vendor/maplibre-gl-csp-worker.js');
@@ -225,6 +301,12 @@ export function createMap({ styleName, credentials }) {
   });
   map.touchZoomRotate.disableRotation();
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-right');
+  map.addControl(new maplibregl.FullscreenControl({ container: document.body }), 'top-right');
+  map.addControl(new maplibregl.GeolocateControl({
+    positionOptions: { enableHighAccuracy: true },
+    trackUserLocation: false,
+    showAccuracyCircle: true,
+  }), 'top-right');
   map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-left');
   map.addControl(new maplibregl.AttributionControl({ compact: true }), 'bottom-right');
 
@@ -237,11 +319,35 @@ export function createMap({ styleName, credentials }) {
   });
 
   const controller = new MapController(map, styleName, credentials);
+  // The tools module (loaded on first use) and the browser tests find it here.
+  window.chizu = controller;
   setupLanguageToggle();
+  onLanguageChange(() => controller.updateAddress());
   setupPanelToggle();
   setupSearch(controller);
-  map.on('click', (event) => controller.showWhatIsHere(event.lngLat));
+  setupTools(controller);
+  setupBrowserPrint(map);
+  map.on('click', (event) => {
+    if (!controller.tool) controller.showWhatIsHere(event.lngLat);
+  });
   return controller;
+}
+
+/**
+ * The browser's own print (Ctrl+P): a WebGL canvas prints blank, so the
+ * map is drawn once more and shown as a picture while the page prints.
+ */
+function setupBrowserPrint(map) {
+  let picture = null;
+  window.addEventListener('beforeprint', () => {
+    map.redraw();
+    picture = el('img', { class: 'print-picture', src: map.getCanvas().toDataURL('image/png'), alt: '' });
+    map.getContainer().append(picture);
+  });
+  window.addEventListener('afterprint', () => {
+    picture?.remove();
+    picture = null;
+  });
 }
 
 function styleUrl(name) {
@@ -249,6 +355,23 @@ function styleUrl(name) {
 }
 
 const HIGHLIGHT = 'chizu-highlight';
+/** The selection's colours: no layer of either style uses them. */
+export const HIGHLIGHT_FILL = '#00e5ff';
+export const HIGHLIGHT_LINE = '#ff00c8';
+
+/** Paint properties that hold a layer's opacity, by style layer type. */
+const OPACITY = { fill: 'fill-opacity', line: 'line-opacity', symbol: 'text-opacity', raster: 'raster-opacity', circle: 'circle-opacity' };
+
+/** `value` (a number, a zoom curve or a data expression) times `factor`. */
+function scaledOpacity(value, factor) {
+  if (value == null) return factor;
+  if (typeof value === 'number') return value * factor;
+  // A zoom curve must stay the outermost expression: scale its outputs.
+  if (Array.isArray(value) && value[0] === 'interpolate' && JSON.stringify(value[2]) === '["zoom"]') {
+    return value.map((v, i) => (i > 3 && i % 2 === 0 && typeof v === 'number' ? v * factor : v));
+  }
+  return ['*', value, factor];
+}
 
 export class MapController {
   constructor(map, styleName, credentials) {
@@ -257,8 +380,15 @@ export class MapController {
     this.credentials = credentials;
     this.catalog = [];
     this.hidden = new Set();
+    this.opacity = new Map();
     this.popup = null;
     this.overlays = [];
+    this.selection = null;
+    this.tool = null;
+    const params = new URLSearchParams(window.location.search);
+    this.askedLayers = params.get('layers')?.split(',').filter(Boolean) ?? null;
+    this.askedSelection = params.get('sel');
+    this.visibilityDecided = false;
     this.catalogLoaded = this.loadCatalog();
     map.on('style.load', () => this.afterStyleLoad());
     onLanguageChange(() => this.renderLayerList());
@@ -302,14 +432,50 @@ export class MapController {
       id: HIGHLIGHT,
       layers: [
         { id: `${HIGHLIGHT}-fill`, type: 'fill', filter: ['==', ['geometry-type'], 'Polygon'],
-          paint: { 'fill-color': '#ffde59', 'fill-opacity': 0.35 } },
-        { id: `${HIGHLIGHT}-line`, type: 'line',
-          paint: { 'line-color': '#d7263d', 'line-width': 3 } },
+          paint: { 'fill-color': HIGHLIGHT_FILL, 'fill-opacity': 0.3 } },
+        { id: `${HIGHLIGHT}-line`, type: 'line', layout: { 'line-join': 'round' },
+          paint: { 'line-color': HIGHLIGHT_LINE, 'line-width': 4 } },
+        { id: `${HIGHLIGHT}-point`, type: 'circle', filter: ['==', ['geometry-type'], 'Point'],
+          paint: { 'circle-color': HIGHLIGHT_LINE, 'circle-radius': 8, 'circle-stroke-color': '#ffffff', 'circle-stroke-width': 2 } },
       ],
     });
     for (const overlay of this.overlays) this.installOverlay(overlay);
-    for (const id of this.hidden) this.setLayerVisible(id, false);
+    this.decideVisibility();
+    for (const id of this.hidden) this.setLayerVisible(id, false, { quiet: true });
+    for (const [id, value] of this.opacity) this.setLayerOpacity(id, value);
+    if (this.selection) this.setOverlayData(HIGHLIGHT, [this.selection.feature]);
     this.renderLayerList();
+    this.restoreSelection();
+  }
+
+  /**
+   * Which layers start hidden, once: those a shared link leaves out, else
+   * those the style hides (`"visibility": "none"` on all its drawing layers).
+   */
+  decideVisibility() {
+    if (this.visibilityDecided) return;
+    this.visibilityDecided = true;
+    const style = this.map.getStyle();
+    const ids = new Set(style.layers.map((l) => (l.source === 'background' ? 'background' : l['source-layer'])).filter(Boolean));
+    for (const id of ids) {
+      const hidden = this.askedLayers
+        ? !this.askedLayers.includes(id)
+        : this.styleLayersOf(id).every((l) => l.layout?.visibility === 'none');
+      if (hidden) this.hidden.add(id);
+    }
+  }
+
+  async restoreSelection() {
+    const asked = this.askedSelection;
+    if (!asked) return;
+    this.askedSelection = null;
+    const [layer, id] = asked.split(':');
+    if (!layer || !id) return;
+    try {
+      await this.select(layer, id);
+    } catch (error) {
+      console.warn('shared selection:', error.message);
+    }
   }
 
   /** The style layers that draw one chizu layer (or the background). */
@@ -319,11 +485,42 @@ export class MapController {
     return style.layers.filter((l) => (id === 'background' ? l.source === 'background' : l['source-layer'] === id));
   }
 
-  setLayerVisible(id, visible) {
+  setLayerVisible(id, visible, { quiet = false } = {}) {
     if (visible) this.hidden.delete(id); else this.hidden.add(id);
     for (const layer of this.styleLayersOf(id)) {
       this.map.setLayoutProperty(layer.id, 'visibility', visible ? 'visible' : 'none');
     }
+    if (!quiet) this.updateAddress();
+  }
+
+  /** Sets a layer's opacity (0..1) as a share of what the style gives it. */
+  setLayerOpacity(id, factor) {
+    this.opacity.set(id, factor);
+    const original = this.originalOpacity ??= new Map();
+    for (const layer of this.styleLayersOf(id)) {
+      const property = OPACITY[layer.type];
+      if (!property) continue;
+      if (!original.has(layer.id)) original.set(layer.id, layer.paint?.[property]);
+      this.map.setPaintProperty(layer.id, property, scaledOpacity(original.get(layer.id), factor));
+    }
+  }
+
+  /** The chizu layers the map shows now, in the catalog's order. */
+  visibleLayers() {
+    const ids = this.catalog.map((l) => l.id).filter((id) => this.styleLayersOf(id).length > 0);
+    if (this.styleLayersOf('background').length > 0) ids.push('background');
+    return ids.filter((id) => !this.hidden.has(id));
+  }
+
+  /** Writes what a shared link restores into the address (view: MapLibre's hash). */
+  updateAddress() {
+    if (!this.visibilityDecided) return;
+    const url = new URL(window.location.href);
+    url.searchParams.set('layers', this.visibleLayers().join(','));
+    if (this.selection) url.searchParams.set('sel', `${this.selection.layer}:${this.selection.id}`);
+    else url.searchParams.delete('sel');
+    url.searchParams.set('lang', lang);
+    window.history.replaceState(window.history.state, '', url.href);
   }
 
   renderLayerList() {
@@ -333,31 +530,11 @@ export class MapController {
     list.replaceChildren();
     const entries = this.catalog
       .filter((layer) => this.styleLayersOf(layer.id).length > 0)
-      .map((layer) => ({ id: layer.id, title: titleOf(layer.title), minzoom: layer.minzoom }));
+      .map((layer) => ({ id: layer.id, title: titleOf(layer.title), minzoom: layer.minzoom, updated: layer.updated }));
     if (this.styleLayersOf('background').length > 0) {
       entries.push({ id: 'background', title: t('background'), minzoom: 0 });
     }
-    for (const entry of entries) {
-      const checkbox = el('input', {
-        type: 'checkbox',
-        checked: !this.hidden.has(entry.id),
-        dataset: { layer: entry.id },
-        onchange: (event) => this.setLayerVisible(entry.id, event.target.checked),
-      });
-      const legend = el('ul', { class: 'legend' });
-      for (const styleLayer of this.styleLayersOf(entry.id)) {
-        for (const item of styleLayer.metadata?.['chizu:legend'] ?? []) {
-          legend.append(el('li', {},
-            el('span', { class: `swatch ${item.kind}`, dataset: { color: item.color } }),
-            titleOf(item.label)));
-        }
-      }
-      // Colours through CSSOM, not style attributes: the CSP allows no inline styles.
-      for (const swatch of legend.querySelectorAll('.swatch')) swatch.style.setProperty('--swatch', swatch.dataset.color);
-      const hint = entry.minzoom > 12 ? el('small', { class: 'hint' }, `${t('zoomIn')} (z${entry.minzoom}+)`) : null;
-      list.append(el('li', { dataset: { layer: entry.id } },
-        el('label', {}, checkbox, ' ', entry.title), hint, legend));
-    }
+    for (const entry of entries) list.append(this.layerEntry(entry));
     if (sources) {
       const attributions = new Set();
       for (const source of Object.values(this.map.getStyle().sources)) {
@@ -365,6 +542,38 @@ export class MapController {
       }
       sources.replaceChildren(...[...attributions].map((a) => el('li', {}, a)));
     }
+  }
+
+  /** One layer in the list: switch, data date, opacity and legend. */
+  layerEntry(entry) {
+    const checkbox = el('input', {
+      type: 'checkbox',
+      checked: !this.hidden.has(entry.id),
+      dataset: { layer: entry.id },
+      onchange: (event) => this.setLayerVisible(entry.id, event.target.checked),
+    });
+    const legend = el('ul', { class: 'legend' });
+    for (const styleLayer of this.styleLayersOf(entry.id)) {
+      for (const item of styleLayer.metadata?.['chizu:legend'] ?? []) {
+        legend.append(el('li', {},
+          el('span', { class: `swatch ${item.kind}`, dataset: { color: item.color } }),
+          titleOf(item.label)));
+      }
+    }
+    // Colours through CSSOM, not style attributes: the CSP allows no inline styles.
+    for (const swatch of legend.querySelectorAll('.swatch')) swatch.style.setProperty('--swatch', swatch.dataset.color);
+    const hint = entry.minzoom > 12 ? el('small', { class: 'hint' }, `${t('zoomIn')} (z${entry.minzoom}+)`) : null;
+    const updated = entry.updated ? el('small', { class: 'hint updated' }, t('updated', entry.updated.slice(0, 10))) : null;
+    const opacity = el('input', {
+      type: 'range', min: '0', max: '100', step: '5',
+      value: String(Math.round((this.opacity.get(entry.id) ?? 1) * 100)),
+      'aria-label': `${entry.title} ${t('opacity')}`,
+      dataset: { opacity: entry.id },
+      oninput: (event) => this.setLayerOpacity(entry.id, Number(event.target.value) / 100),
+    });
+    return el('li', { dataset: { layer: entry.id } },
+      el('label', { class: 'layer' }, checkbox, ' ', entry.title), hint, updated,
+      el('label', { class: 'opacity' }, el('span', {}, t('opacity')), opacity), legend);
   }
 
   fitCityOnFirstVisit() {
@@ -393,11 +602,23 @@ export class MapController {
     return feature;
   }
 
-  clearHighlight() {
-    this.setOverlayData(HIGHLIGHT, []);
+  /** Selects a feature: outlined, and named in the address for sharing. */
+  async select(layerId, featureId) {
+    const feature = await this.highlight(layerId, featureId);
+    this.selection = { layer: layerId, id: String(featureId), feature };
+    this.map.getContainer().dataset.selection = `${layerId}:${featureId}`;
+    this.updateAddress();
+    return feature;
   }
 
-  /** "What is here": the features under a click, as a popup. */
+  clearHighlight() {
+    this.setOverlayData(HIGHLIGHT, []);
+    this.selection = null;
+    delete this.map.getContainer().dataset.selection;
+    this.updateAddress();
+  }
+
+  /** "What is here": the features under a click, as a popup; the first is selected. */
   async showWhatIsHere(lngLat) {
     const params = new URLSearchParams({
       lon: lngLat.lng.toFixed(7),
@@ -409,17 +630,25 @@ export class MapController {
     this.popup = new maplibregl.Popup({ maxWidth: '320px' }).setLngLat(lngLat).setDOMContent(content).addTo(this.map);
     try {
       const body = await fetchJson(`/query/point?${params}`, this.credentials);
-      // The style says which layers answer a click, and in what order.
-      const order = this.map.getStyle()?.metadata?.['chizu:popup-order'] ?? body.layers.map((l) => l.id);
+      const style = this.map.getStyle();
+      // The style says which layers answer a click, in what order, and
+      // which fields a popup leaves out (internal states).
+      const order = style?.metadata?.['chizu:popup-order'] ?? body.layers.map((l) => l.id);
+      const hiddenFields = style?.metadata?.['chizu:popup-hidden-fields'] ?? {};
       const layers = body.layers
         .filter((l) => order.includes(l.id) && !this.hidden.has(l.id) && l.features.length > 0)
         .sort((a, b) => order.indexOf(a.id) - order.indexOf(b.id));
       content.replaceChildren();
-      if (layers.length === 0) content.append(el('p', {}, t('nothingHere')));
+      if (layers.length === 0) {
+        content.append(el('p', {}, t('nothingHere')));
+        this.clearHighlight();
+        return;
+      }
       for (const layer of layers) {
+        const skip = hiddenFields[layer.id] ?? [];
         for (const feature of layer.features) {
           // In the layer's field order (the layer file's), not the JSON's.
-          const rows = layer.fields.filter((f) => f.name in feature.properties).map((f) =>
+          const rows = layer.fields.filter((f) => f.name in feature.properties && !skip.includes(f.name)).map((f) =>
             el('tr', {}, el('th', {}, titleOf(f.title) || f.name),
               el('td', { dataset: { field: f.name, value: String(feature.properties[f.name] ?? '') } },
                 formatValue(feature.properties[f.name], f))));
@@ -427,6 +656,8 @@ export class MapController {
             el('h3', {}, titleOf(layer.title)), el('table', {}, rows)));
         }
       }
+      const first = layers[0];
+      await this.select(first.id, first.features[0].id).catch((e) => console.warn('select:', e.message));
     } catch (error) {
       content.replaceChildren(el('p', { class: 'error' }, `${t('error')}: ${error.message}`));
     }
@@ -452,15 +683,40 @@ function setupSearch(controller) {
   const go = async (result, { keepList = false } = {}) => {
     list.hidden = !keepList;
     if (result.bbox) {
+      // A district or a road: its whole extent; a feature: close enough to read it.
       controller.map.fitBounds([[result.bbox[0], result.bbox[1]], [result.bbox[2], result.bbox[3]]],
-        { maxZoom: 18, padding: 60, duration: 800 });
+        { maxZoom: result.place ? 17 : 18, padding: 60, duration: 800 });
     } else if (result.center) {
       controller.map.flyTo({ center: result.center, zoom: 17 });
     }
+    if (result.place) {
+      controller.clearHighlight();
+      return;
+    }
     try {
-      await controller.highlight(result.layer, result.id);
+      await controller.select(result.layer, result.id);
     } catch (error) {
       console.warn('highlight:', error.message);
+    }
+  };
+
+  /** Results grouped by kind (districts, roads, lots...), in the server's order. */
+  const render = (results) => {
+    const groups = new Map();
+    for (const result of results) {
+      const kind = titleOf(result.kind ?? result.layer_title);
+      if (!groups.has(kind)) groups.set(kind, []);
+      groups.get(kind).push(result);
+    }
+    list.replaceChildren();
+    for (const [kind, members] of groups) {
+      list.append(el('li', { class: 'group', role: 'presentation' }, kind));
+      for (const result of members) {
+        const detail = result.place ? t('featuresFound', result.features) : titleOf(result.layer_title);
+        list.append(el('li', { dataset: { kind: result.place ? 'place' : 'feature' } },
+          el('button', { type: 'button', onclick: () => go(result) },
+            el('strong', {}, result.label), ' ', el('small', {}, detail))));
+      }
     }
   };
 
@@ -471,17 +727,12 @@ function setupSearch(controller) {
     list.replaceChildren(el('li', { class: 'muted' }, t('loading')));
     list.hidden = false;
     try {
-      const body = await fetchJson(`/search?${new URLSearchParams({ q, limit: '10' })}`, controller.credentials);
-      list.replaceChildren();
+      const body = await fetchJson(`/search?${new URLSearchParams({ q, limit: '20' })}`, controller.credentials);
       if (body.results.length === 0) {
-        list.append(el('li', { class: 'muted' }, t('noResults')));
+        list.replaceChildren(el('li', { class: 'muted' }, t('noResults')));
         return;
       }
-      for (const result of body.results) {
-        list.append(el('li', {},
-          el('button', { type: 'button', onclick: () => go(result) },
-            el('strong', {}, result.label), ' ', el('small', {}, titleOf(result.layer_title)))));
-      }
+      render(body.results);
       // The best match is where the user most likely wants to go.
       go(body.results[0], { keepList: body.results.length > 1 });
     } catch (error) {
@@ -492,4 +743,43 @@ function setupSearch(controller) {
     if (event.key === 'Escape') list.hidden = true;
   });
   controller.map.on('click', () => { list.hidden = true; });
+}
+
+// ------------------------------------------------------------------ tools --
+
+/**
+ * The tool buttons. Measuring, printing and sharing live in tools.js, loaded
+ * on the first press: the first view of the map never waits for them.
+ */
+function setupTools(controller) {
+  let tools = null;
+  const load = async () => {
+    tools ??= await import('./tools.js');
+    return tools;
+  };
+  for (const [id, action] of [['tool-measure', 'measure'], ['tool-print', 'print'], ['tool-share', 'share']]) {
+    document.getElementById(id)?.addEventListener('click', async () => {
+      const module = await load();
+      module[action](controller);
+    });
+  }
+  const disclaimer = document.getElementById('disclaimer-open');
+  disclaimer?.addEventListener('click', () => showDisclaimer(controller));
+}
+
+/** The city's disclaimer (免責事項): from the style, else the built-in text. */
+export function disclaimerText(controller) {
+  const fromStyle = controller.map.getStyle()?.metadata?.['chizu:disclaimer'];
+  return fromStyle ? titleOf(fromStyle) : t('disclaimerText');
+}
+
+function showDisclaimer(controller) {
+  let dialog = document.getElementById('disclaimer');
+  if (!dialog) {
+    dialog = el('dialog', { id: 'disclaimer', class: 'dialog' });
+    document.body.append(dialog);
+  }
+  dialog.replaceChildren(el('h2', {}, t('disclaimer')), el('p', {}, disclaimerText(controller)),
+    el('menu', {}, el('button', { type: 'button', onclick: () => dialog.close() }, t('closeButton'))));
+  dialog.showModal();
 }

@@ -11,12 +11,21 @@ const controller = createMap({ styleName: 'staff', credentials: CREDENTIALS });
 const map = controller.map;
 let user = null;
 let queryResults = [];
+/** The last query run: what "export these results" exports. */
+let lastQuery = null;
 
+// Query results in a colour and width no layer uses (a dark casing under
+// cyan), so they stand out from pipes and roads; the chosen one gets the
+// selection's magenta on top.
 controller.addOverlay(QUERY_OVERLAY, [
+  { id: `${QUERY_OVERLAY}-casing`, type: 'line', filter: ['!=', ['geometry-type'], 'Point'],
+    layout: { 'line-join': 'round', 'line-cap': 'round' },
+    paint: { 'line-color': '#102030', 'line-width': 9, 'line-opacity': 0.7 } },
   { id: `${QUERY_OVERLAY}-line`, type: 'line', filter: ['!=', ['geometry-type'], 'Point'],
-    paint: { 'line-color': '#ff7f00', 'line-width': 5, 'line-opacity': 0.55 } },
+    layout: { 'line-join': 'round', 'line-cap': 'round' },
+    paint: { 'line-color': '#00e5ff', 'line-width': 5 } },
   { id: `${QUERY_OVERLAY}-point`, type: 'circle', filter: ['==', ['geometry-type'], 'Point'],
-    paint: { 'circle-color': '#ff7f00', 'circle-radius': 6 } },
+    paint: { 'circle-color': '#00e5ff', 'circle-radius': 7, 'circle-stroke-color': '#102030', 'circle-stroke-width': 2 } },
 ]);
 
 // ------------------------------------------------------------------ login --
@@ -50,6 +59,7 @@ loginForm.addEventListener('submit', async (event) => {
   if (!response.ok) {
     const problem = await problemOf(response);
     loginError.textContent = problem.message;
+    loginError.dataset.code = problem.code ?? '';
     loginError.hidden = false;
     return;
   }
@@ -95,22 +105,40 @@ const queryFields = document.getElementById('query-fields');
 const querySummary = document.getElementById('query-summary');
 const queryList = document.getElementById('query-results');
 
-/** Layers in drawing order, topmost first: the style puts the important ones on top. */
+/**
+ * Layers in drawing order, topmost first: the style puts the important ones
+ * on top. Labels are left out of the order (they are always on top).
+ */
 function layersTopFirst() {
-  const order = controller.map.getStyle()?.layers.map((l) => l['source-layer']).filter(Boolean) ?? [];
+  const order = (controller.map.getStyle()?.layers ?? [])
+    .filter((l) => l.type !== 'symbol').map((l) => l['source-layer']).filter(Boolean);
   const rank = (id) => { const i = order.lastIndexOf(id); return i < 0 ? -1 : i; };
   return [...controller.catalog].sort((a, b) => rank(b.id) - rank(a.id));
+}
+
+/** Whether the form can ask something of a field: a number or a code list. */
+function queryable(field) {
+  return field.type === 'integer' || field.type === 'float' || Object.keys(field.values ?? {}).length > 0;
 }
 
 function fillLayerSelects() {
   const layers = layersTopFirst();
   const previous = queryLayer.value;
   queryLayer.replaceChildren(...layers.map((l) => el('option', { value: l.id }, titleOf(l.title))));
-  if (layers.some((l) => l.id === previous)) queryLayer.value = previous;
+  if (layers.some((l) => l.id === previous)) {
+    queryLayer.value = previous;
+  } else {
+    // Start on the topmost layer the form can really ask about.
+    const first = layers.find((l) => l.fields.some(queryable));
+    if (first) queryLayer.value = first.id;
+  }
   renderQueryFields();
   const exportLayer = document.getElementById('export-layer');
+  const before = exportLayer.value;
   const exportable = layers.filter((l) => l.exportable);
   exportLayer.replaceChildren(...exportable.map((l) => el('option', { value: l.id }, titleOf(l.title))));
+  if (exportable.some((l) => l.id === before)) exportLayer.value = before;
+  renderExportFields();
 }
 
 function currentQueryLayer() {
@@ -166,17 +194,41 @@ function queryFilter() {
 
 function clearQuery() {
   queryResults = [];
+  lastQuery = null;
+  document.getElementById('query-export').hidden = true;
   queryList.replaceChildren();
   querySummary.textContent = '';
   controller.setOverlayData(QUERY_OVERLAY, []);
   controller.clearHighlight();
 }
 
+/** The [west, south, east, north] of a GeoJSON geometry. */
+function boundsOf(geometry) {
+  const b = [Infinity, Infinity, -Infinity, -Infinity];
+  const visit = (c) => {
+    if (typeof c[0] === 'number') {
+      b[0] = Math.min(b[0], c[0]); b[1] = Math.min(b[1], c[1]);
+      b[2] = Math.max(b[2], c[0]); b[3] = Math.max(b[3], c[1]);
+    } else {
+      c.forEach(visit);
+    }
+  };
+  visit(geometry.coordinates);
+  return b;
+}
+
+/** Chooses a result: outlined, selected (for sharing) and zoomed to. */
 function selectResult(index) {
   const feature = queryResults[index];
   if (!feature) return;
   for (const item of queryList.children) item.classList.toggle('selected', Number(item.dataset.index) === index);
+  const layer = currentQueryLayer();
   controller.setOverlayData('chizu-highlight', [feature]);
+  controller.selection = { layer: layer.id, id: String(feature.id), feature };
+  map.getContainer().dataset.selection = `${layer.id}:${feature.id}`;
+  controller.updateAddress();
+  const [w, s, e, n] = boundsOf(feature.geometry);
+  map.fitBounds([[w, s], [e, n]], { maxZoom: 19, padding: 80, duration: 600 });
 }
 
 async function runQuery() {
@@ -189,6 +241,7 @@ async function runQuery() {
     params.set('filter-lang', 'cql2-text');
   }
   querySummary.textContent = t('loading');
+  lastQuery = { layer: layer.id, bbox: params.get('bbox'), filter };
   try {
     const body = await fetchJson(`/ogc/collections/${encodeURIComponent(layer.id)}/items?${params}`, CREDENTIALS,
       { headers: { Accept: 'application/geo+json' } });
@@ -196,6 +249,8 @@ async function runQuery() {
     controller.setOverlayData(QUERY_OVERLAY, queryResults);
     controller.clearHighlight();
     querySummary.textContent = t('matched', body.numberReturned, body.numberMatched);
+    lastQuery.matched = body.numberMatched;
+    document.getElementById('query-export').hidden = !(layer.exportable && body.numberMatched > 0);
     const titles = Object.fromEntries(layer.fields.map((f) => [f.name, titleOf(f.title) || f.name]));
     queryList.replaceChildren(...queryResults.map((feature, index) => el('li', {
       dataset: { index: String(index), id: String(feature.id) },
@@ -211,6 +266,7 @@ async function runQuery() {
         title: titles[f.name],
       }, formatValue(feature.properties[f.name], f))))));
   } catch (error) {
+    lastQuery = null;
     querySummary.textContent = `${t('error')}: ${error.message}`;
   }
 }
@@ -227,11 +283,63 @@ document.getElementById('query-clear').addEventListener('click', () => {
 const dialog = document.getElementById('export-dialog');
 const exportForm = document.getElementById('export-form');
 const exportStatus = document.getElementById('export-status');
+const exportLayer = document.getElementById('export-layer');
+const exportFields = document.getElementById('export-fields');
+const exportFormat = document.getElementById('export-format');
+const purpose = document.getElementById('export-purpose');
+const personalNotice = document.getElementById('export-personal-notice');
 
-document.getElementById('export-open').addEventListener('click', () => {
-  exportStatus.textContent = document.getElementById('export-layer').options.length ? '' : t('nothingToExport');
+function exportLayerInfo() {
+  return controller.catalog.find((l) => l.id === exportLayer.value);
+}
+
+/** One checkbox per field, all chosen; personal ones say so. */
+function renderExportFields() {
+  const layer = exportLayerInfo();
+  exportFields.replaceChildren(...(layer?.fields ?? []).map((f) => el('label', {},
+    el('input', { type: 'checkbox', name: 'field', value: f.name, checked: true, dataset: { personal: f.personal ? 'true' : 'false' } }),
+    ' ', titleOf(f.title) || f.name,
+    f.personal ? el('span', { class: 'personal' }, ` (${t('personal')})`) : null)));
+  const fromQuery = lastQuery && lastQuery.layer === layer?.id;
+  document.getElementById('export-extent-query').hidden = !fromQuery;
+  document.getElementById('export-query-summary').textContent = fromQuery
+    ? `${lastQuery.matched ?? ''} ${lastQuery.filter ? `(${lastQuery.filter})` : ''}` : '';
+  if (!fromQuery && exportForm.elements.extent.value === 'query') exportForm.elements.extent.value = 'view';
+  updatePersonalNotice();
+}
+
+function chosenFields() {
+  return [...exportFields.querySelectorAll('input[name=field]:checked')];
+}
+
+function updatePersonalNotice() {
+  const personal = chosenFields().some((input) => input.dataset.personal === 'true');
+  personalNotice.hidden = !personal;
+  purpose.required = personal;
+}
+
+function updateEncodingRow() {
+  const format = exportFormat.value;
+  document.getElementById('export-encoding-row').hidden = !(format === 'csv' || format === 'shp');
+  // Each format's usual encoding: Shift_JIS for a DBF, UTF-8 (with BOM) for CSV.
+  document.getElementById('export-encoding').value = format === 'shp' ? 'cp932' : 'utf-8';
+}
+
+exportLayer.addEventListener('change', renderExportFields);
+exportFields.addEventListener('change', updatePersonalNotice);
+exportFormat.addEventListener('change', updateEncodingRow);
+
+function openExport({ fromQuery = false } = {}) {
+  exportStatus.textContent = exportLayer.options.length ? '' : t('nothingToExport');
+  if (fromQuery && lastQuery) exportLayer.value = lastQuery.layer;
+  renderExportFields();
+  updateEncodingRow();
+  if (fromQuery && lastQuery) exportForm.elements.extent.value = 'query';
   dialog.showModal();
-});
+}
+
+document.getElementById('export-open').addEventListener('click', () => openExport());
+document.getElementById('query-export').addEventListener('click', () => openExport({ fromQuery: true }));
 document.getElementById('export-cancel').addEventListener('click', () => dialog.close());
 
 function filenameOf(response, fallback) {
@@ -240,13 +348,40 @@ function filenameOf(response, fallback) {
   return match ? match[1] : fallback;
 }
 
+/** The export request the dialog describes. */
+function exportParams(data) {
+  const params = new URLSearchParams({ f: data.get('format'), crs: data.get('crs') });
+  params.set('properties', chosenFields().map((input) => input.value).join(','));
+  const extent = data.get('extent');
+  if (extent === 'view') params.set('bbox', controller.viewBbox());
+  if (extent === 'query' && lastQuery) {
+    params.set('bbox', lastQuery.bbox);
+    if (lastQuery.filter) {
+      params.set('filter', lastQuery.filter);
+      params.set('filter-lang', 'cql2-text');
+    }
+  }
+  if (!document.getElementById('export-encoding-row').hidden) params.set('encoding', data.get('encoding'));
+  const why = String(data.get('purpose') || '').trim();
+  if (why) params.set('purpose', why);
+  return params;
+}
+
 exportForm.addEventListener('submit', async (event) => {
   event.preventDefault();
   const data = new FormData(exportForm);
   const layer = data.get('layer');
   if (!layer) return;
-  const params = new URLSearchParams({ f: data.get('format'), crs: data.get('crs') });
-  if (data.get('extent') === 'view') params.set('bbox', controller.viewBbox());
+  if (chosenFields().length === 0) {
+    exportStatus.textContent = t('noFields');
+    return;
+  }
+  if (purpose.required && !purpose.value.trim()) {
+    exportStatus.textContent = t('purposeNeeded');
+    purpose.focus();
+    return;
+  }
+  const params = exportParams(data);
   exportStatus.textContent = t('exporting');
   const button = document.getElementById('export-download');
   button.disabled = true;

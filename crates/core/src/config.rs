@@ -287,6 +287,11 @@ pub struct FieldDef {
     /// Offered by lot-number and place-name search.
     #[serde(default)]
     pub searchable: bool,
+    /// A place people look for by name (大字, a road's 路線名): search answers
+    /// each value once, with the extent of all its features, under this kind
+    /// (`place = { ja = "大字", en = "District" }`). Needs `searchable`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<LocalizedText>,
     /// Personal data (個人情報): reads are audited.
     #[serde(default)]
     pub personal: bool,
@@ -306,6 +311,7 @@ impl FieldDef {
             source: None,
             required: false,
             searchable: false,
+            place: None,
             personal: false,
             values: BTreeMap::new(),
         }
@@ -412,6 +418,12 @@ pub struct LayerConfig {
     /// features were added, removed and changed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub key: Vec<String>,
+    /// The text field maps write on the features (a parcel's 地番, a road's
+    /// name). Tiles carry one label point per polygon (its pole of
+    /// inaccessibility) and one per distinct name of a line layer, each in
+    /// the one tile that holds it, so no label repeats across tile edges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
     pub fields: Vec<FieldDef>,
     pub access: AccessConfig,
 }
@@ -732,8 +744,34 @@ impl LayerConfig {
         Ok(())
     }
 
-    /// Checks `key` against the fields (after `validate`).
+    /// Checks `key` and `label` against the fields (after `validate`).
     fn validate_key(&self, file: &Path) -> Result<(), ConfigError> {
+        if let Some(f) = (self.fields.iter()).find(|f| f.place.is_some() && !f.searchable) {
+            return Err(ConfigError::invalid(
+                file,
+                "fields",
+                format!("`{}` is a place: it must also be searchable", f.name),
+            ));
+        }
+        if let Some(name) = &self.label {
+            match self.field_index(name).map(|i| self.fields[i].ty) {
+                Some(FieldType::Text) => {}
+                Some(_) => {
+                    return Err(ConfigError::invalid(
+                        file,
+                        "label",
+                        format!("`{name}` must be a text field"),
+                    ));
+                }
+                None => {
+                    return Err(ConfigError::invalid(
+                        file,
+                        "label",
+                        format!("`{name}` is not a field of this layer"),
+                    ));
+                }
+            }
+        }
         for name in &self.key {
             if self.field_index(name).is_none() {
                 return Err(ConfigError::invalid(

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod cql2;
 pub mod feature;
+pub mod label;
 pub mod priority;
 pub mod search;
 pub mod tile;

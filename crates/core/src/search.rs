@@ -146,12 +146,101 @@ impl SearchIndex {
             })
     }
 
+    /// How many values start with `token`: two binary searches, no walk.
+    pub fn prefix_count(&self, token: &str) -> usize {
+        let start = self.entries.partition_point(|e| &*e.key < token);
+        let rest = &self.entries[start..];
+        rest.partition_point(|e| e.key.starts_with(token))
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+/// A place people look for by name (a district, a road): one distinct value
+/// of a field marked `place`, with the extent and count of its features.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Place {
+    pub field: u32,
+    pub value: String,
+    /// Longitude/latitude.
+    pub bounds: crate::Bounds,
+    pub features: u64,
+}
+
+/// The places of one layer version, found by a prefix of their normalised
+/// name with the spaces taken out (`国道207` finds `国道207号`, `大字高津`
+/// finds `高津原`). Built once per layer version, like [`SearchIndex`].
+#[derive(Debug, Clone, Default)]
+pub struct PlaceIndex {
+    places: Vec<Place>,
+    keys: Vec<(Box<str>, u32)>,
+}
+
+/// A normalised text with its spaces taken out: how places are keyed.
+pub fn compact(normalized: &str) -> String {
+    normalized.split_whitespace().collect()
+}
+
+impl PlaceIndex {
+    /// `values` yields (field, raw value, longitude/latitude bounds) per feature.
+    pub fn build<'a>(values: impl Iterator<Item = (u32, &'a str, crate::Bounds)>) -> PlaceIndex {
+        let mut by_value: std::collections::HashMap<(u32, &str), usize> = Default::default();
+        let mut places: Vec<Place> = Vec::new();
+        for (field, value, bounds) in values {
+            if value.trim().is_empty() || bounds.is_empty() {
+                continue;
+            }
+            let i = *by_value.entry((field, value)).or_insert_with(|| {
+                places.push(Place {
+                    field,
+                    value: value.to_string(),
+                    bounds: crate::Bounds::EMPTY,
+                    features: 0,
+                });
+                places.len() - 1
+            });
+            places[i].bounds.expand(&bounds);
+            places[i].features += 1;
+        }
+        PlaceIndex::of_places(places)
+    }
+
+    /// An index over places whose extents are already known (a database's
+    /// `GROUP BY`).
+    pub fn of_places(places: Vec<Place>) -> PlaceIndex {
+        let mut keys: Vec<(Box<str>, u32)> = (places.iter().enumerate())
+            .map(|(i, p)| (compact(&normalize(&p.value)).into_boxed_str(), i as u32))
+            .collect();
+        keys.sort_unstable();
+        PlaceIndex { places, keys }
+    }
+
+    /// The places whose compact name starts with `query` (compact and
+    /// normalised), exact ones first; at most `limit`.
+    pub fn lookup(&self, query: &str, limit: usize) -> Vec<(&Place, bool)> {
+        let start = self.keys.partition_point(|(k, _)| &**k < query);
+        let mut found: Vec<(&Place, bool)> = self.keys[start..]
+            .iter()
+            .take_while(|(k, _)| k.starts_with(query))
+            .take(limit)
+            .map(|(k, i)| (&self.places[*i as usize], &**k == query))
+            .collect();
+        found.sort_by_key(|(_, exact)| !exact);
+        found
+    }
+
+    pub fn len(&self) -> usize {
+        self.places.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.places.is_empty()
     }
 }
 
@@ -192,6 +281,40 @@ mod tests {
         assert_eq!(query_tokens("国道207号"), vec!["国道207号"]);
         assert_eq!(query_tokens("282-3"), vec!["282-3"]);
         assert_eq!(query_tokens("a1 b"), vec!["a", "1", "b"]);
+    }
+
+    #[test]
+    fn places_are_one_entry_per_value_with_their_extent() {
+        let b = |x: f64| crate::Bounds {
+            min_x: x,
+            min_y: 0.0,
+            max_x: x + 1.0,
+            max_y: 1.0,
+        };
+        let index = PlaceIndex::build(
+            [
+                (0, "国道207号", b(0.0)),
+                (0, "国道207号", b(5.0)),
+                (0, "国道444号", b(2.0)),
+                (1, "大字高津原", b(9.0)),
+                (1, "", b(1.0)),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(index.len(), 3);
+        let found = index.lookup(&compact(&normalize("国道207")), 10);
+        assert_eq!(found.len(), 1);
+        let (road, exact) = found[0];
+        assert!(!exact);
+        assert_eq!(
+            (road.bounds.min_x, road.bounds.max_x, road.features),
+            (0.0, 6.0, 2)
+        );
+        assert_eq!(index.lookup(&compact(&normalize("国道")), 10).len(), 2);
+        let district = index.lookup(&compact(&normalize("高津原")), 10);
+        assert_eq!(district[0].0.value, "大字高津原");
+        assert!(district[0].1, "大字 is optional");
+        assert!(index.lookup("中村", 10).is_empty());
     }
 
     #[test]

@@ -27,6 +27,16 @@ pub enum TileError {
 }
 
 impl TileCoord {
+    /// Whether the Web Mercator point (x, y) lies in this tile: west and
+    /// north edges in, east and south edges out, so each point of the world
+    /// is in exactly one tile of a zoom.
+    pub fn holds(&self, x: f64, y: f64) -> bool {
+        let n = (1u64 << self.z) as f64;
+        let fx = (x + MERCATOR_HALF) / (2.0 * MERCATOR_HALF) * n;
+        let fy = (MERCATOR_HALF - y) / (2.0 * MERCATOR_HALF) * n;
+        fx.floor() == self.x as f64 && fy.floor() == self.y as f64
+    }
+
     pub fn new(z: u32, x: u32, y: u32) -> Result<Self, TileError> {
         if z > MAX_ZOOM as u32 {
             return Err(TileError::Zoom(z));

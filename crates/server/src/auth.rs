@@ -38,6 +38,7 @@ pub async fn login(
         .map_err(|_| ApiError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
             title: "Content Too Large",
+            code: None,
             detail: format!("a login is at most {MAX_BODY} bytes"),
         })?;
     let credentials: Credentials = if is_json {
@@ -59,6 +60,7 @@ pub async fn login(
         let mut response = ApiError {
             status: StatusCode::TOO_MANY_REQUESTS,
             title: "Too Many Requests",
+            code: Some("login_locked"),
             detail: format!(
                 "too many failed logins; try again in {} seconds",
                 retry_after_secs(wait)
@@ -85,6 +87,7 @@ pub async fn login(
         return Err(ApiError {
             status: StatusCode::UNAUTHORIZED,
             title: "Unauthorized",
+            code: Some("login_failed"),
             detail: "wrong user name or password".into(),
         });
     };

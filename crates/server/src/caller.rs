@@ -118,6 +118,7 @@ fn unauthorized() -> ApiError {
     ApiError {
         status: StatusCode::UNAUTHORIZED,
         title: "Unauthorized",
+        code: Some("token_invalid"),
         detail: "the API token is not valid (unknown, expired or revoked)".into(),
     }
 }

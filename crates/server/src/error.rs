@@ -9,6 +9,9 @@ use axum::response::{IntoResponse, Response};
 pub struct ApiError {
     pub status: StatusCode,
     pub title: &'static str,
+    /// A stable name of the problem the web pages translate; when `None`,
+    /// one derived from the status (`not_found`, `bad_request`...).
+    pub code: Option<&'static str>,
     pub detail: String,
 }
 
@@ -17,6 +20,7 @@ impl ApiError {
         ApiError {
             status: StatusCode::NOT_FOUND,
             title: "Not Found",
+            code: None,
             detail: detail.into(),
         }
     }
@@ -25,6 +29,7 @@ impl ApiError {
         ApiError {
             status: StatusCode::BAD_REQUEST,
             title: "Bad Request",
+            code: None,
             detail: detail.into(),
         }
     }
@@ -35,6 +40,7 @@ impl ApiError {
         ApiError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             title: "Internal Server Error",
+            code: None,
             detail: "the server could not answer this request; the error has been logged".into(),
         }
     }
@@ -56,10 +62,32 @@ impl From<chizu_store::StoreError> for ApiError {
             chizu_store::StoreError::Replaced(_) => ApiError {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 title: "Service Unavailable",
+                code: None,
                 detail: "the layer is being replaced by a new version; try again".into(),
             },
             e => ApiError::internal("reading the store", e),
         }
+    }
+}
+
+/// The code of a problem nothing more specific was said about.
+pub fn code_of(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        406 => "not_acceptable",
+        408 => "timeout",
+        413 => "too_large",
+        414 => "uri_too_long",
+        415 => "unsupported_media_type",
+        422 => "over_budget",
+        429 => "too_many_requests",
+        503 => "unavailable",
+        _ if status.is_server_error() => "internal",
+        _ => "error",
     }
 }
 
@@ -68,6 +96,7 @@ impl IntoResponse for ApiError {
         let body = serde_json::json!({
             "type": "about:blank",
             "title": self.title,
+            "code": self.code.unwrap_or_else(|| code_of(self.status)),
             "status": self.status.as_u16(),
             "detail": self.detail,
         });

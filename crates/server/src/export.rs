@@ -126,6 +126,7 @@ pub fn forbidden(layer: &str) -> ApiError {
     ApiError {
         status: StatusCode::FORBIDDEN,
         title: "Forbidden",
+        code: Some("export_forbidden"),
         detail: format!("your roles may read `{shown}` but not export it"),
     }
 }

@@ -258,6 +258,8 @@ async fn catalog(
                 "maxzoom": c.zoom.max,
                 "bounds": bounds.map(|b| [b.min_x, b.min_y, b.max_x, b.max_y]),
                 "version": meta.version,
+                // The data date (データ時点) maps show: when this version was ingested.
+                "updated": meta.ingested_at,
                 "feature_count": count,
                 "exportable": view.can_export,
                 "fields": view.fields.iter().map(|i| &c.fields[*i]).map(|f| {
@@ -267,6 +269,10 @@ async fn catalog(
                         "title": f.title,
                         "searchable": f.searchable,
                     });
+                    if f.personal {
+                        // Only ever sent with a field the caller may read.
+                        field["personal"] = serde_json::json!(true);
+                    }
                     if !f.values.is_empty() {
                         field["values"] = serde_json::json!(f.values);
                     }

@@ -169,6 +169,7 @@ fn problem(status: StatusCode, detail: &str) -> Response {
     ApiError {
         status,
         title: status.canonical_reason().unwrap_or("Error"),
+        code: None,
         detail: detail.to_string(),
     }
     .into_response()

@@ -211,21 +211,28 @@ pub async fn search(
     Ok(r)
 }
 
-/// (tokens not matched exactly, layer order, result) of every hit; whether a
-/// layer had more candidates than were looked at; the audit list.
-type SearchHits = (Vec<(usize, usize, serde_json::Value)>, bool, Audits);
+/// (rank, layer order, result) of every hit, the rank being the tokens not
+/// matched exactly and then places before features; whether a layer had more
+/// candidates than were looked at; the audit list.
+type SearchHits = (Vec<((usize, u8), usize, serde_json::Value)>, bool, Audits);
 
-/// The work of `/search`: a prefix walk of each layer's search index on the
-/// longest token, the other tokens checked on those candidates only.
+/// Most places one search lists per layer.
+const MAX_PLACES: usize = 20;
+
+/// The work of `/search`: per layer, the places (districts, roads) whose name
+/// starts with the query, then a prefix walk of the search index on the
+/// rarest token, the other tokens checked on those candidates only. A
+/// feature found only through a place's name is left to that place's one
+/// result (a road's 48 segments are one road).
 fn search_hits(
     visible: &[(Arc<dyn LayerSource>, LayerView)],
     query: &str,
     budget: &Budget,
 ) -> Result<SearchHits, ApiError> {
     let tokens = chizu_core::search::query_tokens(query);
-    let Some(primary) = tokens.iter().copied().max_by_key(|t| t.len()) else {
+    if tokens.is_empty() {
         return Ok((Vec::new(), false, Vec::new()));
-    };
+    }
     let mut found = Vec::new();
     let mut truncated = false;
     let mut audits = Vec::new();
@@ -237,10 +244,15 @@ fn search_hits(
         if searchable.is_empty() {
             continue;
         }
+        let placed = place_hits(index.as_ref(), view, &searchable, query, order, &mut found);
+        let search = index.search_index();
+        let primary = (tokens.iter().copied())
+            .min_by_key(|t| search.prefix_count(t))
+            .unwrap_or_default();
         let push = crate::selection::view_pushdown(c, view);
         let mut seen = std::collections::HashSet::new();
         let mut hits = 0;
-        for (step, hit) in index.search_index().prefix(primary).enumerate() {
+        for (step, hit) in search.prefix(primary).enumerate() {
             budget.check_every(step, 256)?;
             if step >= MAX_CANDIDATES {
                 truncated = true;
@@ -255,24 +267,16 @@ fn search_hits(
             if !view.admits(&f.properties) {
                 continue;
             }
-            let values: Vec<String> = (searchable.iter())
-                .filter_map(|i| f.properties[*i].as_text().map(normalize))
-                .collect();
-            let mut exact = 0;
-            let all = tokens.iter().all(|t| {
-                if values.iter().any(|v| v == t) {
-                    exact += 1;
-                    true
-                } else {
-                    values.iter().any(|v| v.starts_with(t))
-                }
-            });
-            if !all {
+            let Some((exact, beyond_places)) = token_matches(&f, &searchable, &placed, &tokens)
+            else {
+                continue;
+            };
+            if !beyond_places {
                 continue;
             }
             hits += 1;
             let result = result_json(index.as_ref(), view, &f, &searchable, exact == tokens.len());
-            found.push((tokens.len() - exact, order, result));
+            found.push(((tokens.len() - exact, 1), order, result));
         }
         if hits > 0 {
             audits.push((index.clone(), view.clone(), hits));
@@ -280,6 +284,73 @@ fn search_hits(
     }
     found.sort_by_key(|a| (a.0, a.1));
     Ok((found, truncated, audits))
+}
+
+/// The layer's places matching the whole query, as results; returns the
+/// fields they came from. Only for callers who see every row of the layer:
+/// an extent over rows a row filter hides would tell of them.
+fn place_hits(
+    index: &dyn LayerSource,
+    view: &LayerView,
+    searchable: &[usize],
+    query: &str,
+    order: usize,
+    found: &mut Vec<((usize, u8), usize, serde_json::Value)>,
+) -> Vec<usize> {
+    let mut fields = Vec::new();
+    if view.rows.is_some() {
+        return fields;
+    }
+    let c = &index.meta().config;
+    let compact = chizu_core::search::compact(query);
+    for (place, exact) in index.places().lookup(&compact, MAX_PLACES) {
+        let field = place.field as usize;
+        let Some(kind) = c.fields.get(field).and_then(|f| f.place.as_ref()) else {
+            continue;
+        };
+        if !searchable.contains(&field) {
+            continue;
+        }
+        if !fields.contains(&field) {
+            fields.push(field);
+        }
+        let b = place.bounds;
+        let result = json!({
+            "layer": c.id,
+            "layer_title": c.title,
+            "kind": kind,
+            "place": true,
+            "label": place.value,
+            "exact": exact,
+            "features": place.features,
+            "bbox": [b.min_x, b.min_y, b.max_x, b.max_y],
+            "center": [(b.min_x + b.max_x) / 2.0, (b.min_y + b.max_y) / 2.0],
+        });
+        found.push(((usize::from(!exact), 0), order, result));
+    }
+    fields
+}
+
+/// Whether every token starts (or is) a searchable value of `f`: how many
+/// are exact, and whether one matched outside the fields `placed` answered.
+fn token_matches(
+    f: &IndexedFeature,
+    searchable: &[usize],
+    placed: &[usize],
+    tokens: &[&str],
+) -> Option<(usize, bool)> {
+    let values: Vec<(usize, String)> = (searchable.iter())
+        .filter_map(|i| Some((*i, normalize(f.properties[*i].as_text()?))))
+        .collect();
+    let mut exact = 0;
+    let mut beyond_places = placed.is_empty();
+    for t in tokens {
+        let matched = (values.iter().find(|(_, v)| v == t))
+            .inspect(|_| exact += 1)
+            .or_else(|| values.iter().find(|(_, v)| v.starts_with(t)))?;
+        beyond_places |= !placed.contains(&matched.0);
+    }
+    Some((exact, beyond_places))
 }
 
 fn result_json(
@@ -301,6 +372,7 @@ fn result_json(
     json!({
         "layer": c.id,
         "layer_title": c.title,
+        "kind": c.title,
         "id": f.id,
         "label": label.join(" "),
         "exact": exact,

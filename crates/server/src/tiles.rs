@@ -213,12 +213,18 @@ pub fn render(
                     .map(|i| (c.fields[*i].name.as_str(), *i))
                     .collect(),
                 options: c.tiles,
+                // Labels only where the caller may read the labelled field.
+                label: (c.label.as_deref())
+                    .and_then(|name| c.field_index(name))
+                    .filter(|i| view.fields.contains(i))
+                    .map(|i| (c.fields[i].name.as_str(), i)),
             };
             let features = (features.iter())
                 .map(|f| TileFeature {
                     id: f.id,
                     geometry: &f.mercator,
                     properties: &f.properties,
+                    label: f.label,
                 })
                 .collect();
             (spec, features)

@@ -176,11 +176,13 @@ pub fn style_for_view(
         let fields = &index.meta().config.fields;
         let mut used = BTreeSet::new();
         fields_read(layer, &mut used);
+        // chizu's own tile properties (a line label's angle) are no field.
         used.iter().all(|name| {
-            fields
-                .iter()
-                .position(|f| f.name == *name)
-                .is_some_and(|i| lv.fields.contains(&i))
+            *name == chizu_tiles::LABEL_ANGLE_KEY
+                || fields
+                    .iter()
+                    .position(|f| f.name == *name)
+                    .is_some_and(|i| lv.fields.contains(&i))
         })
     });
 
@@ -375,6 +377,7 @@ fn viewer_missing() -> Response {
     ApiError {
         status: StatusCode::SERVICE_UNAVAILABLE,
         title: "Service Unavailable",
+        code: None,
         detail: "the web viewer is not built: run `npm --prefix viewer ci && npm --prefix viewer run build` and start chizu with --viewer viewer/dist".into(),
     }
     .into_response()

@@ -31,6 +31,7 @@ impl Budget {
             return Err(ApiError {
                 status: StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
                 title: "Client Closed Request",
+                code: None,
                 detail: "the client went away".into(),
             });
         }
@@ -38,6 +39,7 @@ impl Budget {
             return Err(ApiError {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
                 title: "Unprocessable Content",
+                code: None,
                 detail: "the query needs more work than one request may take; \
                          narrow it with bbox or a simpler filter"
                     .into(),
@@ -126,6 +128,7 @@ pub fn busy() -> ApiError {
     ApiError {
         status: StatusCode::SERVICE_UNAVAILABLE,
         title: "Service Unavailable",
+        code: None,
         detail: "the server is busy; try again in a moment".into(),
     }
 }

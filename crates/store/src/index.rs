@@ -1,7 +1,8 @@
 //! The in-memory R-tree over one layer version, in Web Mercator for tiles.
 
 use crate::{LayerSnapshot, StoredLayer};
-use chizu_core::search::SearchIndex;
+use chizu_core::label::LabelPoint;
+use chizu_core::search::{PlaceIndex, SearchIndex};
 use chizu_core::tile::lonlat_to_mercator;
 use chizu_core::{Bounds, TileCoord, Value};
 use geo::{Geometry, MapCoords};
@@ -16,6 +17,9 @@ pub struct IndexedFeature {
     pub lonlat: Geometry<f64>,
     pub mercator: Geometry<f64>,
     pub properties: Vec<Value>,
+    /// Where maps write the layer's `label` field for this feature, if here
+    /// (decided per layer version: see `chizu_core::label`).
+    pub label: Option<LabelPoint>,
 }
 
 impl From<chizu_core::Feature> for IndexedFeature {
@@ -30,6 +34,7 @@ impl From<chizu_core::Feature> for IndexedFeature {
             lonlat: f.geometry,
             mercator,
             properties: f.properties,
+            label: None,
         }
     }
 }
@@ -42,6 +47,8 @@ pub struct LayerIndex {
     pub features: Vec<IndexedFeature>,
     /// The values of the `searchable` fields, for `/search`.
     pub search: SearchIndex,
+    /// One entry per district, road... (the values of `place` fields).
+    pub places: PlaceIndex,
     tree: RTree<Entry>,
 }
 
@@ -49,9 +56,20 @@ impl LayerIndex {
     /// Projects every feature to Web Mercator and bulk-loads the tree (O(n log n)).
     pub fn build(snapshot: LayerSnapshot) -> LayerIndex {
         let mut entries = Vec::with_capacity(snapshot.features.len());
-        let features: Vec<IndexedFeature> = (snapshot.features.into_iter())
+        let mut features: Vec<IndexedFeature> = (snapshot.features.into_iter())
             .map(IndexedFeature::from)
             .collect();
+        if let Some(field) = (snapshot.meta.config.label.as_deref())
+            .and_then(|name| snapshot.meta.config.field_index(name))
+        {
+            let inputs: Vec<_> = (features.iter())
+                .map(|f| (&f.mercator, f.properties[field].as_text()))
+                .collect();
+            let labels = chizu_core::label::label_points(&inputs);
+            for (f, label) in features.iter_mut().zip(labels) {
+                f.label = label;
+            }
+        }
         for (i, f) in features.iter().enumerate() {
             let b = Bounds::of_geometry(&f.mercator);
             if !b.is_empty() {
@@ -72,10 +90,20 @@ impl LayerIndex {
                     .map(|text| (pos as u32, *i as u32, text))
             })
         }));
+        let places = PlaceIndex::build(features.iter().flat_map(|f| {
+            let config = &snapshot.meta.config;
+            (config.fields.iter().enumerate())
+                .filter(|(_, def)| def.place.is_some())
+                .filter_map(|(i, _)| {
+                    let text = f.properties[i].as_text()?;
+                    Some((i as u32, text, Bounds::of_geometry(&f.lonlat)))
+                })
+        }));
         LayerIndex {
             meta: snapshot.meta,
             features,
             search,
+            places,
             tree: RTree::bulk_load(entries),
         }
     }

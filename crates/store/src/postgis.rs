@@ -14,7 +14,8 @@ use crate::{
     IndexedFeature, LayerReads, LayerSnapshot, LayerSource, LayerWrites, Pushdown, StoreError,
     StoredLayer, redact_url,
 };
-use chizu_core::search::SearchIndex;
+use chizu_core::label::LabelPoint;
+use chizu_core::search::{Place, PlaceIndex, SearchIndex};
 use chizu_core::{Bounds, Feature, FieldType, LayerConfig, Value};
 use chizu_io::IngestReport;
 use futures::TryStreamExt;
@@ -406,8 +407,11 @@ impl LayerReads for PgStore {
             url: self.url.clone(),
             search: SearchIndex::default(),
             search_ids: Vec::new(),
+            labels: Vec::new(),
+            places: PlaceIndex::default(),
         };
         layer.build_search().await?;
+        layer.build_labels().await?;
         Ok(Some(Arc::new(layer)))
     }
 }
@@ -427,6 +431,9 @@ pub struct PgLayer {
     search: SearchIndex,
     /// The feature id of each search position.
     search_ids: Vec<u64>,
+    /// The label points of the layer's features, by id (ascending).
+    labels: Vec<(u64, LabelPoint)>,
+    places: PlaceIndex,
 }
 
 impl PgLayer {
@@ -475,7 +482,82 @@ impl PgLayer {
         }
         self.search = SearchIndex::build(values.iter().map(|(p, f, t)| (*p, *f, t.as_str())));
         self.search_ids = ids;
+        self.build_places().await
+    }
+
+    /// One row per place (distinct value of a `place` field) with its extent,
+    /// computed by the database.
+    async fn build_places(&mut self) -> Result<(), StoreError> {
+        let mut places = Vec::new();
+        for (i, def) in self.meta.config.fields.iter().enumerate() {
+            if def.place.is_none() {
+                continue;
+            }
+            let sql = format!(
+                // Exact extents: ST_Extent reads the float4 boxes stored
+                // with each geometry.
+                "SELECT {c}, count(*), min(ST_XMin(geom)), min(ST_YMin(geom)), \
+                 max(ST_XMax(geom)), max(ST_YMax(geom)) FROM chizu_data.{t} \
+                 WHERE {c} IS NOT NULL GROUP BY {c}",
+                c = quote(&def.name),
+                t = quote(&self.table)
+            );
+            let mut rows = sqlx::query(&sql).fetch(&self.pool);
+            while let Some(row) = rows.try_next().await.map_err(|e| self.error(e))? {
+                let get = |k: usize| row.try_get::<f64, _>(k);
+                let (Ok(min_x), Ok(min_y), Ok(max_x), Ok(max_y)) = (get(2), get(3), get(4), get(5))
+                else {
+                    continue;
+                };
+                places.push(Place {
+                    field: i as u32,
+                    value: row.try_get(0).map_err(|e| self.error(e))?,
+                    bounds: Bounds {
+                        min_x,
+                        min_y,
+                        max_x,
+                        max_y,
+                    },
+                    features: row.try_get::<i64, _>(1).map_err(|e| self.error(e))? as u64,
+                });
+            }
+        }
+        self.places = PlaceIndex::of_places(places);
         Ok(())
+    }
+
+    /// Places the labels once per version, as the memory index does at load:
+    /// a line name is labelled once, so the whole layer is looked at, but only
+    /// the label points are kept.
+    async fn build_labels(&mut self) -> Result<(), StoreError> {
+        let config = &self.meta.config;
+        let Some(field) = config.label.as_deref().and_then(|n| config.field_index(n)) else {
+            return Ok(());
+        };
+        let push = Pushdown {
+            columns: Some(vec![field]),
+            ..Pushdown::default()
+        };
+        let mut features = Vec::new();
+        self.stream_async(Query::new(&push), &mut |f| {
+            features.push(f);
+            true
+        })
+        .await?;
+        let inputs: Vec<_> = (features.iter())
+            .map(|f| (&f.mercator, f.properties[field].as_text()))
+            .collect();
+        let labels = chizu_core::label::label_points(&inputs);
+        self.labels = (features.iter().zip(labels))
+            .filter_map(|(f, label)| Some((f.id, label?)))
+            .collect();
+        self.labels.sort_unstable_by_key(|(id, _)| *id);
+        Ok(())
+    }
+
+    fn label_of(&self, id: u64) -> Option<LabelPoint> {
+        let i = self.labels.binary_search_by_key(&id, |(id, _)| *id).ok()?;
+        Some(self.labels[i].1)
     }
 
     /// Runs one query and visits the rows as they arrive.
@@ -484,8 +566,20 @@ impl PgLayer {
         query: Query,
         visit: &mut dyn FnMut(IndexedFeature) -> bool,
     ) -> Result<(), StoreError> {
+        self.runtime
+            .block_on(self.stream_async(query, &mut |mut f| {
+                f.label = self.label_of(f.id);
+                visit(f)
+            }))
+    }
+
+    async fn stream_async<F: FnMut(IndexedFeature) -> bool>(
+        &self,
+        query: Query,
+        visit: &mut F,
+    ) -> Result<(), StoreError> {
         let sql = query.sql(&self.meta.config, &self.table);
-        self.runtime.block_on(async {
+        {
             let mut statement = sqlx::query(&sql);
             for param in query.params {
                 statement = match param {
@@ -505,7 +599,7 @@ impl PgLayer {
                 }
             }
             Ok(())
-        })
+        }
     }
 
     fn in_envelope(
@@ -722,6 +816,10 @@ impl LayerSource for PgLayer {
             true
         })?;
         Ok(out)
+    }
+
+    fn places(&self) -> &PlaceIndex {
+        &self.places
     }
 
     fn search_index(&self) -> &SearchIndex {

@@ -9,7 +9,7 @@
 
 use crate::{IndexedFeature, LayerIndex, StoreError, StoredLayer};
 use chizu_core::Bounds;
-use chizu_core::search::SearchIndex;
+use chizu_core::search::{PlaceIndex, SearchIndex};
 use chizu_core::tile::lonlat_to_mercator;
 use std::borrow::Cow;
 
@@ -66,6 +66,9 @@ pub trait LayerSource: Send + Sync {
 
     /// The values of the layer's searchable fields, normalised.
     fn search_index(&self) -> &SearchIndex;
+
+    /// The districts, roads... of the layer's `place` fields, with extents.
+    fn places(&self) -> &PlaceIndex;
 
     /// The feature a search hit points at (its `feature` position).
     fn search_hit(
@@ -153,6 +156,10 @@ impl LayerSource for LayerIndex {
             out.extend(self.feature(*id, push)?);
         }
         Ok(out)
+    }
+
+    fn places(&self) -> &PlaceIndex {
+        &self.places
     }
 
     fn search_index(&self) -> &SearchIndex {

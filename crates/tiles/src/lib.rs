@@ -24,6 +24,7 @@ mod clip;
 pub mod glyphs;
 mod pbf;
 
+use chizu_core::label::LabelPoint;
 use chizu_core::{TileCoord, TileOptions, Value};
 use clip::{Pt, Window};
 use geo::{Geometry, LineString, Polygon, Simplify, SimplifyVwPreserve};
@@ -38,6 +39,9 @@ pub struct TileFeature<'a> {
     pub id: u64,
     pub geometry: &'a Geometry<f64>,
     pub properties: &'a [Value],
+    /// Where the layer's label is written for this feature, if anywhere:
+    /// encoded as an extra point feature in the one tile that holds it.
+    pub label: Option<LabelPoint>,
 }
 
 /// What the encoder needs of a layer: its name in the tile, the fields to write
@@ -47,7 +51,14 @@ pub struct LayerSpec<'a> {
     pub name: &'a str,
     pub fields: Vec<(&'a str, usize)>,
     pub options: TileOptions,
+    /// The field label points carry (name and index into the properties),
+    /// when the layer has a label and the caller may read that field.
+    pub label: Option<(&'a str, usize)>,
 }
+
+/// The key of a line label's angle (degrees clockwise on screen) in label
+/// points: not a possible field name, so it never meets one.
+pub const LABEL_ANGLE_KEY: &str = "chizu:angle";
 
 /// What happened while encoding one layer of one tile.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -57,6 +68,8 @@ pub struct LayerStats {
     /// 0 when the first encoding fit the budget.
     pub extra_simplification_passes: u8,
     pub dropped_for_budget: usize,
+    /// Label points written (not counted in `features`).
+    pub labels: usize,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -73,6 +86,8 @@ struct Encoded {
     /// Extent in tile units (bbox diagonal): what "smallest" means for the budget.
     size: f64,
     source: usize,
+    /// A label point: carries the label field only.
+    label: bool,
 }
 
 /// Encodes a whole tile: one MVT layer per entry, empty layers left out.
@@ -142,10 +157,58 @@ pub fn encode_layer(
         encoded.retain(|_| k.next().unwrap_or(false));
         stats.dropped_for_budget = before - encoded.len();
     }
-    let body = assemble(spec, features, &encoded);
     stats.features = encoded.len();
+    stats.labels = push_labels(tile, spec, features, &transform, &mut encoded);
+    let body = assemble(spec, features, &encoded);
     stats.bytes = body.len();
     (body, stats)
+}
+
+/// Adds a point for each label that lies in the tile proper (not its buffer:
+/// a point there belongs to the neighbour) of a feature kept in the tile.
+/// Which tile holds a point is decided from its global position, so exactly
+/// one tile of a zoom does, even on a tile edge.
+fn push_labels(
+    tile: TileCoord,
+    spec: &LayerSpec<'_>,
+    features: &[TileFeature<'_>],
+    transform: &Transform,
+    encoded: &mut Vec<Encoded>,
+) -> usize {
+    if spec.label.is_none() {
+        return 0;
+    }
+    let kept = encoded.len();
+    for i in 0..kept {
+        let source = encoded[i].source;
+        let Some(label) = features[source].label else {
+            continue;
+        };
+        if !tile.holds(label.x, label.y) {
+            continue;
+        }
+        let p = transform.apply(geo::Coord {
+            x: label.x,
+            y: label.y,
+        });
+        let last = EXTENT as i32 - 1;
+        let at = [
+            (p.x.floor() as i32).clamp(0, last),
+            (p.y.floor() as i32).clamp(0, last),
+        ];
+        let mut cmd = Commands::default();
+        cmd.out.push(Commands::command(1, 1));
+        cmd.delta(at);
+        encoded.push(Encoded {
+            id: features[source].id,
+            kind: GeomType::Point,
+            commands: cmd.out,
+            size: 0.0,
+            source,
+            label: true,
+        });
+    }
+    encoded.len() - kept
 }
 
 fn assemble(spec: &LayerSpec<'_>, features: &[TileFeature<'_>], encoded: &[Encoded]) -> Vec<u8> {
@@ -158,13 +221,30 @@ fn assemble(spec: &LayerSpec<'_>, features: &[TileFeature<'_>], encoded: &[Encod
     pbf::bytes_field(&mut body, 1, spec.name.as_bytes());
     let mut feature = Vec::new();
     let mut tags = Vec::new();
+    // Line labels' angles, as values the table can point at.
+    let angles: Vec<Value> = (encoded.iter())
+        .filter(|e| e.label)
+        .filter_map(|e| features[e.source].label?.angle)
+        .map(|a| Value::Int(a as i64))
+        .collect();
+    let mut angle_values = angles.iter();
     for e in encoded {
         let source = &features[e.source];
         tags.clear();
-        for (name, idx) in &spec.fields {
-            let Some(v) = source.properties.get(*idx) else {
-                continue;
-            };
+        let label_field = spec.label.filter(|_| e.label);
+        let fields = match &label_field {
+            Some(field) => std::slice::from_ref(field),
+            None => &spec.fields[..],
+        };
+        let angle = (label_field.is_some() && source.label.and_then(|l| l.angle).is_some())
+            .then(|| angle_values.next())
+            .flatten();
+        let angle_tag = angle.map(|v| (LABEL_ANGLE_KEY, v));
+        for (name, v) in fields
+            .iter()
+            .filter_map(|(name, idx)| Some((*name, source.properties.get(*idx)?)))
+            .chain(angle_tag)
+        {
             if v.is_null() {
                 continue;
             }
@@ -181,7 +261,10 @@ fn assemble(spec: &LayerSpec<'_>, features: &[TileFeature<'_>], encoded: &[Encod
             tags.push(vi);
         }
         feature.clear();
-        pbf::uint_field(&mut feature, 1, e.id);
+        // Ids stay unique in the layer (MVT 2.1 4.2): a label point has none.
+        if !e.label {
+            pbf::uint_field(&mut feature, 1, e.id);
+        }
         pbf::packed_u32(&mut feature, 2, &tags);
         pbf::uint_field(&mut feature, 3, e.kind as u64);
         pbf::packed_u32(&mut feature, 4, &e.commands);
@@ -303,6 +386,7 @@ fn encode_geometry(
         commands: cmd.out,
         size,
         source,
+        label: false,
     })
 }
 

@@ -19,6 +19,7 @@ fn square(fx: f64, fy: f64, size: f64) -> Geometry<f64> {
 fn spec(options: TileOptions) -> LayerSpec<'static> {
     LayerSpec {
         name: "parcels",
+        label: None,
         fields: vec![("chiban", 0), ("area_m2", 1)],
         options,
     }
@@ -36,6 +37,7 @@ fn encodes_ids_attributes_and_clockwise_exteriors() {
         id: 7,
         geometry: &g,
         properties: &props,
+        label: None,
     }];
     let (bytes, stats) = encode_tile(tile(), &[(spec(TileOptions::default()), features)]);
     assert_eq!(stats[0].features, 1);
@@ -90,6 +92,7 @@ fn features_are_clipped_to_the_buffer() {
         id: 1,
         geometry: &g,
         properties: &props,
+        label: None,
     }];
     let (bytes, _) = encode_tile(tile(), &[(spec(TileOptions::default()), features)]);
     let t = decode(&bytes);
@@ -122,11 +125,13 @@ fn features_outside_and_collapsed_are_dropped() {
             id: 1,
             geometry: &far,
             properties: &props,
+            label: None,
         },
         TileFeature {
             id: 2,
             geometry: &tiny,
             properties: &props,
+            label: None,
         },
     ];
     let (bytes, stats) = encode_tile(tile(), &[(spec(TileOptions::default()), features)]);
@@ -148,6 +153,7 @@ fn lines_keep_ids_and_split_at_the_edge() {
         id: 9,
         geometry: &line,
         properties: &props,
+        label: None,
     }];
     let (bytes, _) = encode_tile(tile(), &[(spec(TileOptions::default()), features)]);
     let t = decode(&bytes);
@@ -189,6 +195,7 @@ fn the_size_budget_holds() {
             id: i as u64 + 1,
             geometry: g,
             properties: &props,
+            label: None,
         })
         .collect();
     let options = TileOptions {
@@ -239,6 +246,7 @@ fn wkt_multipolygon_with_hole_keeps_hole_counter_clockwise() {
                 id: 1,
                 geometry: &g,
                 properties: &props,
+                label: None,
             }],
         )],
     );
