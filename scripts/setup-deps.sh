@@ -44,3 +44,11 @@ for module_package in mapbox_vector_tile:mapbox-vector-tile owslib:OWSLib fontTo
       || python3 -m pip install -q --break-system-packages "$package"
   fi
 done
+# QGIS's own MapLibre style converter (3.22 in Debian 12, for the system
+# Python): the tests load the served styles with it. Without the recommended
+# packages (a desktop's worth): the converter needs only the core library.
+if [ ! -d /usr/lib/python3/dist-packages/qgis ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  [ ${#need_apt[@]} -gt 0 ] || $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-qgis >/dev/null
+fi

@@ -175,8 +175,10 @@ struct WebArgs {
     fonts: Vec<PathBuf>,
     /// Raster tiles under the city's layers, e.g.
     /// https://cyberjapandata.gsi.go.jp/xyz/pale/{z}/{x}/{y}.png (off by default).
-    #[arg(long, env = "CHIZU_BACKGROUND_TILES")]
-    background_tiles: Option<String>,
+    /// Repeat it, as `NAME=URL`, to let people choose (淡色地図=.../pale/...,
+    /// 写真=.../seamlessphoto/...): the first is shown at first.
+    #[arg(long, env = "CHIZU_BACKGROUND_TILES", value_delimiter = ' ')]
+    background_tiles: Vec<String>,
     /// Attribution shown for the background tiles.
     #[arg(
         long,
@@ -262,14 +264,23 @@ impl WebArgs {
             );
             None
         };
-        let background = self
-            .background_tiles
-            .clone()
-            .map(|url| chizu_server::Background {
-                url,
-                attribution: self.background_attribution.clone(),
-            });
-        if let Some(bg) = &background {
+        let background: Vec<chizu_server::Background> = (self.background_tiles.iter())
+            .filter(|value| !value.is_empty())
+            .enumerate()
+            .map(|(i, value)| {
+                // NAME=URL, or a URL alone (its name is then its position).
+                let (name, url) = match value.split_once('=') {
+                    Some((name, url)) if !name.contains('/') => (name.to_string(), url.to_string()),
+                    _ => (format!("背景地図 {}", i + 1), value.clone()),
+                };
+                chizu_server::Background {
+                    name,
+                    url,
+                    attribution: self.background_attribution.clone(),
+                }
+            })
+            .collect();
+        for bg in &background {
             let url = &bg.url;
             if !(url.contains("{z}") && url.contains("{x}") && url.contains("{y}")) {
                 anyhow::bail!("--background-tiles needs {{z}}, {{x}} and {{y}} in the URL: {url}");

@@ -47,17 +47,27 @@ POINTS = ["==", ["geometry-type"], "Point"]
 NOT_POINTS = ["!=", ["geometry-type"], "Point"]
 
 def match_colour(field, pairs, default):
+    # Each label as a one-element array: MapLibre reads both forms, and
+    # QGIS 3.22's converter only the array (a bare string becomes `IN ()`).
     expr = ["match", ["get", field]]
     for value, colour in pairs:
-        expr += [value, colour]
+        expr += [[value], colour]
     return expr + [default]
 
-def hazard_colour():
-    cases = ["case"]
-    for kind, _, colours in HAZARDS:
-        for rank, colour in enumerate(colours, start=1):
-            cases += [["all", ["==", ["get", "hazard_type"], kind], ["==", ["get", "rank"], rank]], colour]
-    return cases + ["#999999"]
+def hazard_layers():
+    layers = []
+    for kind, title, colours in HAZARDS:
+        colour = match_colour("rank", list(enumerate(colours, start=1)), colours[-1])
+        is_kind = ["==", ["get", "hazard_type"], kind]
+        layers.append({"id": f"hazard-{kind}-fill", "type": "fill", "source": "chizu", "source-layer": "hazard",
+                       "filter": is_kind, "layout": {"visibility": "none"},
+                       "paint": {"fill-color": colour, "fill-opacity": 0.4},
+                       "metadata": legend(*[(t(f"{title['ja']} ランク{r}", f"{title['en']}, rank {r}"), c, "fill")
+                                            for r, c in enumerate(colours, start=1)])})
+        layers.append({"id": f"hazard-{kind}-outline", "type": "line", "source": "chizu", "source-layer": "hazard",
+                       "filter": is_kind, "layout": {"visibility": "none"},
+                       "paint": {"line-color": colour, "line-width": 1}})
+    return layers
 
 def public_layers():
     return [
@@ -73,16 +83,10 @@ def public_layers():
         {"id": "zoning-outline", "type": "line", "source": "chizu", "source-layer": "zoning",
          "minzoom": 13,
          "paint": {"line-color": "#7a6f5a", "line-width": 0.6, "line-opacity": 0.6}},
-        # Hazard areas start hidden: they would cover the zoning colours.
-        {"id": "hazard-fill", "type": "fill", "source": "chizu", "source-layer": "hazard",
-         "layout": {"visibility": "none"},
-         "paint": {"fill-color": hazard_colour(),
-                   "fill-opacity": ["interpolate", ["linear"], ["get", "rank"], 1, 0.25, 4, 0.45]},
-         "metadata": legend(*[(t(f"{title['ja']} ランク{r}", f"{title['en']}, rank {r}"), c, "fill")
-                              for _, title, colours in HAZARDS for r, c in enumerate(colours, start=1)])},
-        {"id": "hazard-outline", "type": "line", "source": "chizu", "source-layer": "hazard",
-         "layout": {"visibility": "none"},
-         "paint": {"line-color": hazard_colour(), "line-width": 1}},
+        # Hazard areas start hidden: they would cover the zoning colours. One
+        # pair of layers per hazard type, coloured by rank with "match": the
+        # expressions QGIS's MapLibre style converter understands.
+        *hazard_layers(),
         {"id": "parcels-fill", "type": "fill", "source": "chizu", "source-layer": "parcels",
          "paint": {"fill-color": "#fffdf5", "fill-opacity": 0.25}},
         {"id": "parcels-outline", "type": "line", "source": "chizu", "source-layer": "parcels",
@@ -127,16 +131,26 @@ def public_layers():
 def staff_layers():
     layers = public_layers()
     pipes = [
-        {"id": "water_pipes-line", "type": "line", "source": "chizu", "source-layer": "water_pipes",
-         "layout": {"line-cap": "round"},
-         "paint": {"line-color": match_colour("network", [("water", "#1f78d1"), ("sewer", "#9c5b2e")], "#666666"),
-                   "line-width": ["interpolate", ["linear"], ["get", "diameter_mm"], 50, 1, 200, 2.5, 600, 6]},
-         "metadata": legend((t("上水道 (配水管)", "Water main"), "#1f78d1", "line"),
-                            (t("下水道 (汚水管)", "Sewer main"), "#9c5b2e", "line"),
-                            (t("線の太さ = 口径", "Line width = diameter"), "#555555", "line"))},
+        # Width by diameter in three classes (a data-driven "interpolate" is
+        # beyond QGIS's converter), colour by network.
+        *[{"id": f"water_pipes-{name}", "type": "line", "source": "chizu", "source-layer": "water_pipes",
+           **({"filter": test} if test else {}), "layout": {"line-cap": "round"},
+           "paint": {"line-color": match_colour("network", [("water", "#1f78d1"), ("sewer", "#9c5b2e")], "#666666"),
+                     "line-width": width},
+           **({"metadata": legend((t("上水道 (配水管)", "Water main"), "#1f78d1", "line"),
+                                  (t("下水道 (汚水管)", "Sewer main"), "#9c5b2e", "line"),
+                                  (t("線の太さ = 口径 (150 mm 未満 / 300 mm 未満 / 以上)",
+                                     "Line width = diameter (< 150 mm / < 300 mm / more)"), "#555555", "line"))}
+              if name == "small" else {})}
+          for name, test, width in [
+              # Every pipe (a missing diameter too), the wider classes over it.
+              ("small", None, 1.2),
+              ("medium", ["all", [">=", ["get", "diameter_mm"], 150], ["<", ["get", "diameter_mm"], 300]], 2.5),
+              ("large", [">=", ["get", "diameter_mm"], 300], 5)]],
+        # Legacy "{field}" tokens: read alike by MapLibre and QGIS.
         {"id": "water_pipes-label", "type": "symbol", "source": "chizu", "source-layer": "water_pipes",
          "minzoom": 18,
-         "layout": {"text-field": ["concat", "φ", ["to-string", ["get", "diameter_mm"]], " ", ["get", "material"]],
+         "layout": {"text-field": "φ{diameter_mm} {material}",
                     "text-font": FONT, "text-size": 10, "symbol-placement": "line"},
          "paint": {"text-color": "#123a66", "text-halo-color": "#ffffff", "text-halo-width": 1.2}},
     ]

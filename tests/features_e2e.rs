@@ -32,6 +32,39 @@ fn count_sql(store: &std::path::Path, table: &str, where_: &str) -> u64 {
     out.lines().find_map(sql_count).unwrap().parse().unwrap()
 }
 
+/// The extent of the rows GDAL selects, as [west, south, east, north].
+fn extent_sql(store: &std::path::Path, table: &str, where_: &str) -> Vec<f64> {
+    // The GeoPackage driver's and PostGIS's names for the same functions.
+    let [x0, y0, x1, y1] = if on_postgres() {
+        ["ST_XMin", "ST_YMin", "ST_XMax", "ST_YMax"]
+    } else {
+        ["ST_MinX", "ST_MinY", "ST_MaxX", "ST_MaxY"]
+    };
+    let out = run(
+        "ogrinfo",
+        &[
+            "-ro",
+            "-q",
+            "-sql",
+            &format!(
+                "SELECT min({x0}(geom)) AS w, min({y0}(geom)) AS s, max({x1}(geom)) AS e, \
+                 max({y1}(geom)) AS n FROM {table} WHERE {where_}"
+            ),
+            store.to_str().unwrap(),
+        ],
+    );
+    ["w", "s", "e", "n"]
+        .iter()
+        .map(|name| {
+            out.lines()
+                .find_map(|l| l.trim().strip_prefix(&format!("{name} (Real) = ")))
+                .unwrap_or_else(|| panic!("no {name} in {out}"))
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
 /// Features GDAL finds with an exact spatial filter (GEOS), counted one by one
 /// (the fast count of `-so` compares envelopes only). GDAL's PostgreSQL
 /// driver filters by envelope only: there PostGIS's `ST_Intersects` (GEOS
@@ -662,6 +695,45 @@ fn what_is_here_and_search() {
             "{q}: {found}"
         );
     }
+    // A district is one result, with the extent of all its lots, found by
+    // its name (大字 optional) or its reading in either kana.
+    let district_lots = count_sql(&store, "parcels", "oaza = '高津原'");
+    let extent = extent_sql(&store, "parcels", "oaza = '高津原'");
+    for q in ["高津原", "大字高津原", "たかつはら", "タカツハラ", "タカツ"] {
+        let found = server.get(&format!("/search?q={}", enc(q))).json();
+        let first = &found["results"][0];
+        assert_eq!(first["label"], "高津原", "{q}: {found}");
+        assert_eq!(first["place"], true, "{q}");
+        assert_eq!(first["reading"], "タカツハラ", "{q}");
+        assert_eq!(first["kind"]["ja"], "大字", "{q}");
+        assert_eq!(first["features"].as_u64(), Some(district_lots), "{q}");
+        let bbox: Vec<String> = (first["bbox"].as_array().unwrap().iter())
+            .map(|v| format!("{:.9}", v.as_f64().unwrap()))
+            .collect();
+        let expected: Vec<String> = extent.iter().map(|v| format!("{v:.9}")).collect();
+        assert_eq!(
+            bbox, expected,
+            "{q}: the extent of every lot of the district"
+        );
+        assert!(
+            (found["results"].as_array().unwrap().iter())
+                .all(|r| r["place"] == true || r["properties"]["oaza"] != "高津原"),
+            "{q}: the district's lots are in its one result, not listed one by one"
+        );
+    }
+    // A road is one result for all its segments.
+    let road = server
+        .get(&format!("/search?q={}", enc("国道207号")))
+        .json();
+    let roads: Vec<&serde_json::Value> = (road["results"].as_array().unwrap().iter())
+        .filter(|r| r["layer"] == "roads")
+        .collect();
+    assert_eq!(roads.len(), 1, "{road}");
+    assert_eq!(
+        roads[0]["features"].as_u64(),
+        Some(count_sql(&store, "roads", "route_name = '国道207号'"))
+    );
+    assert!(roads[0]["features"].as_u64().unwrap() > 1);
     let body = String::from_utf8_lossy(&server.get(&format!("/search?q={}", enc("高津原"))).body)
         .into_owned();
     assert!(!body.contains("owner_name") && !body.contains("water_pipes"));

@@ -207,6 +207,7 @@ fn styles_pages_and_headers() {
     let (city, server) = city_server(&[]);
     let token = city.user_with_token("style-staff", &["staff", "water"]);
     let auth = format!("Bearer {token}");
+    qgis_reads_the_served_styles(&city, &server, &auth);
 
     let public = server.get("/styles/staff.json");
     assert_eq!(public.status, 200);
@@ -341,9 +342,18 @@ fn styles_pages_and_headers() {
 #[test]
 fn background_tiles_are_opt_in_and_allowed_by_the_policy() {
     let url = "https://cyberjapandata.gsi.go.jp/xyz/pale/{z}/{x}/{y}.png";
-    let (_city, server) = city_server(&["--background-tiles", url]);
+    let photo = "https://cyberjapandata.gsi.go.jp/xyz/seamlessphoto/{z}/{x}/{y}.jpg";
+    let choice = format!("写真={photo}");
+    let (_city, server) = city_server(&["--background-tiles", url, "--background-tiles", &choice]);
     let style = server.get("/styles/public.json").json();
     assert_eq!(style["sources"]["background"]["tiles"][0], url);
+    // A second background map to choose from: hidden until chosen.
+    assert_eq!(style["sources"]["background-2"]["tiles"][0], photo);
+    let second = (style["layers"].as_array().unwrap().iter())
+        .find(|l| l["source"] == "background-2")
+        .expect("the photo's layer");
+    assert_eq!(second["metadata"]["chizu:background"], "写真");
+    assert_eq!(second["layout"]["visibility"], "none");
     assert!(
         style["layers"]
             .as_array()
@@ -484,4 +494,75 @@ print(json.dumps(out))
             > 20_000.0
     );
     assert!(samples["chizu_tile_cache_bytes"].as_f64().unwrap() > 0.0);
+}
+
+/// The styles as served (public anonymously, staff with a staff token) load
+/// in QGIS's own converter (3.22, Debian's python3-qgis) without a warning:
+/// every drawing layer becomes a renderer style, zoning and hazard colours
+/// stay data-defined by their codes, lot numbers and road names become labels.
+fn qgis_reads_the_served_styles(city: &City, server: &Server, auth: &str) {
+    let public = city.path().join("public-style.json");
+    let staff = city.path().join("staff-style.json");
+    std::fs::write(&public, server.get("/styles/public.json").body).unwrap();
+    std::fs::write(
+        &staff,
+        server
+            .get_with("/styles/staff.json", &[("Authorization", auth)])
+            .body,
+    )
+    .unwrap();
+    let script = repo().join("tests/qgis_style_check.py");
+    let out = run(
+        "/usr/bin/python3",
+        &[
+            script.to_str().unwrap(),
+            public.to_str().unwrap(),
+            staff.to_str().unwrap(),
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_str(out.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert!(
+        report["qgis"].as_str().unwrap().starts_with("3."),
+        "{report}"
+    );
+    for (file, served) in [(&public, "public"), (&staff, "staff")] {
+        let converted = &report[file.to_str().unwrap()];
+        assert_eq!(converted["result"], 0, "{served}: {converted}");
+        assert_eq!(converted["warnings"], serde_json::json!([]), "{served}");
+        let style: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+        let names = |key: &str| -> Vec<String> {
+            (converted[key].as_array().unwrap().iter())
+                .map(|s| s["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let (drawn, labels) = (names("styles"), names("labels"));
+        for layer in style["layers"].as_array().unwrap() {
+            let id = layer["id"].as_str().unwrap().to_string();
+            let converted_as = if layer["type"] == "symbol" {
+                &labels
+            } else {
+                &drawn
+            };
+            assert!(converted_as.contains(&id), "{served}: QGIS dropped {id}");
+        }
+        let colour = |name: &str| -> String {
+            (converted["styles"].as_array().unwrap().iter())
+                .find(|s| s["name"] == name)
+                .and_then(|s| s["colour"].as_str())
+                .unwrap_or_else(|| panic!("{served}: {name} has no data-defined colour"))
+                .to_string()
+        };
+        assert!(
+            colour("zoning-fill").contains("IN ('準工業地域') THEN '#b58ad1'"),
+            "{served}: {}",
+            colour("zoning-fill")
+        );
+        assert!(colour("hazard-flood-fill").contains("IN (4) THEN '#1d4f9c'"));
+        let label = (converted["labels"].as_array().unwrap().iter())
+            .find(|l| l["name"] == "parcels-chiban")
+            .unwrap();
+        assert_eq!(label["field"], "\"chiban\"");
+    }
 }

@@ -388,6 +388,8 @@ export class MapController {
     const params = new URLSearchParams(window.location.search);
     this.askedLayers = params.get('layers')?.split(',').filter(Boolean) ?? null;
     this.askedSelection = params.get('sel');
+    // The background map chosen, when the city offers several.
+    this.background = params.get('bg');
     this.visibilityDecided = false;
     this.catalogLoaded = this.loadCatalog();
     map.on('style.load', () => this.afterStyleLoad());
@@ -442,6 +444,7 @@ export class MapController {
     for (const overlay of this.overlays) this.installOverlay(overlay);
     this.decideVisibility();
     for (const id of this.hidden) this.setLayerVisible(id, false, { quiet: true });
+    if (!this.hidden.has('background')) this.setLayerVisible('background', true, { quiet: true });
     for (const [id, value] of this.opacity) this.setLayerOpacity(id, value);
     if (this.selection) this.setOverlayData(HIGHLIGHT, [this.selection.feature]);
     this.renderLayerList();
@@ -478,19 +481,33 @@ export class MapController {
     }
   }
 
-  /** The style layers that draw one chizu layer (or the background). */
+  /** The style layers that draw one chizu layer (or the background maps). */
   styleLayersOf(id) {
     const style = this.map.getStyle();
     if (!style) return [];
-    return style.layers.filter((l) => (id === 'background' ? l.source === 'background' : l['source-layer'] === id));
+    return style.layers.filter((l) => (id === 'background' ? l.metadata?.['chizu:background'] != null : l['source-layer'] === id));
+  }
+
+  /** The names of the background maps the server offers, the default first. */
+  backgroundNames() {
+    return [...new Set(this.styleLayersOf('background').map((l) => l.metadata['chizu:background']))];
   }
 
   setLayerVisible(id, visible, { quiet = false } = {}) {
     if (visible) this.hidden.delete(id); else this.hidden.add(id);
+    const names = id === 'background' ? this.backgroundNames() : [];
+    if (!names.includes(this.background)) this.background = names[0] ?? null;
     for (const layer of this.styleLayersOf(id)) {
-      this.map.setLayoutProperty(layer.id, 'visibility', visible ? 'visible' : 'none');
+      // Of several background maps, only the chosen one is drawn.
+      const shown = visible && (id !== 'background' || layer.metadata['chizu:background'] === this.background);
+      this.map.setLayoutProperty(layer.id, 'visibility', shown ? 'visible' : 'none');
     }
     if (!quiet) this.updateAddress();
+  }
+
+  chooseBackground(name) {
+    this.background = name;
+    this.setLayerVisible('background', !this.hidden.has('background'));
   }
 
   /** Sets a layer's opacity (0..1) as a share of what the style gives it. */
@@ -520,6 +537,7 @@ export class MapController {
     if (this.selection) url.searchParams.set('sel', `${this.selection.layer}:${this.selection.id}`);
     else url.searchParams.delete('sel');
     url.searchParams.set('lang', lang);
+    if (this.backgroundNames().length > 1 && this.background) url.searchParams.set('bg', this.background);
     window.history.replaceState(window.history.state, '', url.href);
   }
 
@@ -571,8 +589,16 @@ export class MapController {
       dataset: { opacity: entry.id },
       oninput: (event) => this.setLayerOpacity(entry.id, Number(event.target.value) / 100),
     });
+    const names = entry.id === 'background' ? this.backgroundNames() : [];
+    const choice = names.length > 1
+      ? el('select', {
+        id: 'background-choice',
+        'aria-label': t('background'),
+        onchange: (event) => this.chooseBackground(event.target.value),
+      }, names.map((name) => el('option', { value: name, selected: name === this.background }, name)))
+      : null;
     return el('li', { dataset: { layer: entry.id } },
-      el('label', { class: 'layer' }, checkbox, ' ', entry.title), hint, updated,
+      el('label', { class: 'layer' }, checkbox, ' ', entry.title), choice, hint, updated,
       el('label', { class: 'opacity' }, el('span', {}, t('opacity')), opacity), legend);
   }
 
@@ -682,6 +708,7 @@ function setupSearch(controller) {
 
   const go = async (result, { keepList = false } = {}) => {
     list.hidden = !keepList;
+    controller.popup?.remove();
     if (result.bbox) {
       // A district or a road: its whole extent; a feature: close enough to read it.
       controller.map.fitBounds([[result.bbox[0], result.bbox[1]], [result.bbox[2], result.bbox[3]]],
@@ -715,7 +742,7 @@ function setupSearch(controller) {
         const detail = result.place ? t('featuresFound', result.features) : titleOf(result.layer_title);
         list.append(el('li', { dataset: { kind: result.place ? 'place' : 'feature' } },
           el('button', { type: 'button', onclick: () => go(result) },
-            el('strong', {}, result.label), ' ', el('small', {}, detail))));
+            el('strong', {}, result.label), result.reading ? ` (${result.reading})` : '', ' ', el('small', {}, detail))));
       }
     }
   };

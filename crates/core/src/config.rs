@@ -292,6 +292,10 @@ pub struct FieldDef {
     /// (`place = { ja = "大字", en = "District" }`). Needs `searchable`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub place: Option<LocalizedText>,
+    /// The field that holds this one's reading in kana (読み仮名, e.g.
+    /// `oaza_kana` for `oaza`): search finds the value by its reading too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reading: Option<String>,
     /// Personal data (個人情報): reads are audited.
     #[serde(default)]
     pub personal: bool,
@@ -312,6 +316,7 @@ impl FieldDef {
             required: false,
             searchable: false,
             place: None,
+            reading: None,
             personal: false,
             values: BTreeMap::new(),
         }
@@ -746,6 +751,22 @@ impl LayerConfig {
 
     /// Checks `key` and `label` against the fields (after `validate`).
     fn validate_key(&self, file: &Path) -> Result<(), ConfigError> {
+        for f in &self.fields {
+            let Some(reading) = &f.reading else { continue };
+            let ok = f.searchable
+                && (self.field_index(reading))
+                    .is_some_and(|i| self.fields[i].ty == FieldType::Text);
+            if !ok {
+                return Err(ConfigError::invalid(
+                    file,
+                    "fields",
+                    format!(
+                        "`{}` reads as `{reading}`: that must be a text field of this layer, and `{}` searchable",
+                        f.name, f.name
+                    ),
+                ));
+            }
+        }
         if let Some(f) = (self.fields.iter()).find(|f| f.place.is_some() && !f.searchable) {
             return Err(ConfigError::invalid(
                 file,

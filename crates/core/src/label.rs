@@ -32,26 +32,49 @@ const MAX_CELLS: usize = 4_096;
 /// lines, one per distinct text, on the longest feature that has it (the
 /// others get none).
 pub fn label_points(features: &[(&Geometry<f64>, Option<&str>)]) -> Vec<Option<LabelPoint>> {
-    let mut out = vec![None; features.len()];
-    // For lines: label text -> (position, length) of its longest feature.
-    let mut longest: HashMap<&str, (usize, f64)> = HashMap::new();
-    for (position, (geometry, text)) in features.iter().enumerate() {
+    let mut placer = LabelPlacer::default();
+    for (geometry, text) in features {
+        placer.push(geometry, *text);
+    }
+    placer.finish()
+}
+
+/// Places labels feature by feature, keeping nothing of a feature but its
+/// label point (and, for lines, the best candidate per name so far): a layer
+/// read from a database is placed as its rows stream in.
+#[derive(Default)]
+pub struct LabelPlacer {
+    out: Vec<Option<LabelPoint>>,
+    /// For lines: label text -> (position, length, label point) of its longest feature.
+    longest: HashMap<String, (usize, f64, Option<LabelPoint>)>,
+}
+
+impl LabelPlacer {
+    pub fn push(&mut self, geometry: &Geometry<f64>, text: Option<&str>) {
+        let position = self.out.len();
+        self.out.push(None);
         let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
-            continue;
+            return;
         };
         match geometry {
             Geometry::Polygon(_) | Geometry::MultiPolygon(_) => {
-                out[position] = pole_of_geometry(geometry);
+                self.out[position] = pole_of_geometry(geometry);
             }
             Geometry::LineString(_) | Geometry::MultiLineString(_) => {
-                let length = longest_part(geometry).map_or(0.0, length);
-                let entry = longest.entry(text).or_insert((position, -1.0));
-                if length > entry.1 {
-                    *entry = (position, length);
+                let part = longest_part(geometry);
+                let length = part.map_or(0.0, length);
+                match self.longest.get_mut(text) {
+                    Some(best) if length <= best.1 => {}
+                    Some(best) => *best = (position, length, part.and_then(midpoint_along)),
+                    None => {
+                        let point = part.and_then(midpoint_along);
+                        self.longest
+                            .insert(text.to_string(), (position, length, point));
+                    }
                 }
             }
             Geometry::Point(p) => {
-                out[position] = Some(LabelPoint {
+                self.out[position] = Some(LabelPoint {
                     x: p.x(),
                     y: p.y(),
                     angle: None,
@@ -60,10 +83,14 @@ pub fn label_points(features: &[(&Geometry<f64>, Option<&str>)]) -> Vec<Option<L
             _ => {}
         }
     }
-    for (position, _) in longest.into_values() {
-        out[position] = longest_part(features[position].0).and_then(midpoint_along);
+
+    /// The label point of each feature pushed, in order.
+    pub fn finish(mut self) -> Vec<Option<LabelPoint>> {
+        for (position, _, point) in self.longest.into_values() {
+            self.out[position] = point;
+        }
+        self.out
     }
-    out
 }
 
 fn longest_part(geometry: &Geometry<f64>) -> Option<&LineString<f64>> {

@@ -83,6 +83,8 @@ fn fold_width(s: &str) -> String {
         .chars()
         .map(|c| match c {
             '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            // Katakana to hiragana: readings match however they are typed.
+            '\u{30A1}'..='\u{30F6}' => char::from_u32(c as u32 - 0x60).unwrap_or(c),
             '\u{3000}' => ' ',
             '\u{2010}' | '\u{2011}' | '\u{2012}' | '\u{2013}' | '\u{2014}' | '\u{2015}'
             | '\u{2212}' | '\u{30FC}' | '\u{FF70}' => '-',
@@ -168,6 +170,8 @@ impl SearchIndex {
 pub struct Place {
     pub field: u32,
     pub value: String,
+    /// Its reading (読み仮名), when the layer gives one.
+    pub reading: Option<String>,
     /// Longitude/latitude.
     pub bounds: crate::Bounds,
     pub features: u64,
@@ -188,11 +192,14 @@ pub fn compact(normalized: &str) -> String {
 }
 
 impl PlaceIndex {
-    /// `values` yields (field, raw value, longitude/latitude bounds) per feature.
-    pub fn build<'a>(values: impl Iterator<Item = (u32, &'a str, crate::Bounds)>) -> PlaceIndex {
+    /// `values` yields (field, raw value, its reading, longitude/latitude
+    /// bounds) per feature.
+    pub fn build<'a>(
+        values: impl Iterator<Item = (u32, &'a str, Option<&'a str>, crate::Bounds)>,
+    ) -> PlaceIndex {
         let mut by_value: std::collections::HashMap<(u32, &str), usize> = Default::default();
         let mut places: Vec<Place> = Vec::new();
-        for (field, value, bounds) in values {
+        for (field, value, reading, bounds) in values {
             if value.trim().is_empty() || bounds.is_empty() {
                 continue;
             }
@@ -200,11 +207,15 @@ impl PlaceIndex {
                 places.push(Place {
                     field,
                     value: value.to_string(),
+                    reading: None,
                     bounds: crate::Bounds::EMPTY,
                     features: 0,
                 });
                 places.len() - 1
             });
+            if places[i].reading.is_none() {
+                places[i].reading = reading.filter(|r| !r.trim().is_empty()).map(str::to_string);
+            }
             places[i].bounds.expand(&bounds);
             places[i].features += 1;
         }
@@ -213,11 +224,17 @@ impl PlaceIndex {
 
     /// An index over places whose extents are already known (a database's
     /// `GROUP BY`).
-    pub fn of_places(places: Vec<Place>) -> PlaceIndex {
-        let mut keys: Vec<(Box<str>, u32)> = (places.iter().enumerate())
-            .map(|(i, p)| (compact(&normalize(&p.value)).into_boxed_str(), i as u32))
-            .collect();
+    pub fn of_places(mut places: Vec<Place>) -> PlaceIndex {
+        // One order whatever built them: the same answers from every store.
+        places.sort_by(|a, b| (a.field, &a.value).cmp(&(b.field, &b.value)));
+        let mut keys: Vec<(Box<str>, u32)> = Vec::with_capacity(places.len() * 2);
+        for (i, p) in places.iter().enumerate() {
+            for name in std::iter::once(&p.value).chain(&p.reading) {
+                keys.push((compact(&normalize(name)).into_boxed_str(), i as u32));
+            }
+        }
         keys.sort_unstable();
+        keys.dedup();
         PlaceIndex { places, keys }
     }
 
@@ -225,14 +242,20 @@ impl PlaceIndex {
     /// normalised), exact ones first; at most `limit`.
     pub fn lookup(&self, query: &str, limit: usize) -> Vec<(&Place, bool)> {
         let start = self.keys.partition_point(|(k, _)| &**k < query);
-        let mut found: Vec<(&Place, bool)> = self.keys[start..]
+        let mut found: Vec<(u32, bool)> = self.keys[start..]
             .iter()
             .take_while(|(k, _)| k.starts_with(query))
-            .take(limit)
-            .map(|(k, i)| (&self.places[*i as usize], &**k == query))
+            .map(|(k, i)| (*i, &**k == query))
             .collect();
-        found.sort_by_key(|(_, exact)| !exact);
+        found.sort_by_key(|(i, exact)| (!exact, *i));
+        // A place found by its name and by its reading is listed once.
+        let mut seen = std::collections::HashSet::new();
+        found.retain(|(i, _)| seen.insert(*i));
+        found.truncate(limit);
         found
+            .into_iter()
+            .map(|(i, exact)| (&self.places[i as usize], exact))
+            .collect()
     }
 
     pub fn len(&self) -> usize {
@@ -253,6 +276,7 @@ mod tests {
         assert_eq!(normalize("　１２３４－５ "), "1234-5");
         assert_eq!(normalize("1234ー5"), "1234-5");
         assert_eq!(normalize("ＡＢ"), "ab");
+        assert_eq!(normalize("タカツハラ"), "たかつはら");
     }
 
     #[test]
@@ -293,11 +317,11 @@ mod tests {
         };
         let index = PlaceIndex::build(
             [
-                (0, "国道207号", b(0.0)),
-                (0, "国道207号", b(5.0)),
-                (0, "国道444号", b(2.0)),
-                (1, "大字高津原", b(9.0)),
-                (1, "", b(1.0)),
+                (0, "国道207号", None, b(0.0)),
+                (0, "国道207号", None, b(5.0)),
+                (0, "国道444号", None, b(2.0)),
+                (1, "大字高津原", Some("タカツハラ"), b(9.0)),
+                (1, "", None, b(1.0)),
             ]
             .into_iter(),
         );
@@ -315,6 +339,12 @@ mod tests {
         assert_eq!(district[0].0.value, "大字高津原");
         assert!(district[0].1, "大字 is optional");
         assert!(index.lookup("中村", 10).is_empty());
+        // By its reading, in katakana or hiragana, whole or begun.
+        for typed in ["たかつはら", "タカツハラ", "たかつ"] {
+            let found = index.lookup(&compact(&normalize(typed)), 10);
+            assert_eq!(found.len(), 1, "{typed}");
+            assert_eq!(found[0].0.value, "大字高津原", "{typed}");
+        }
     }
 
     #[test]

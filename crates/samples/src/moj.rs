@@ -87,9 +87,9 @@ pub fn write(out: &Path, parcels: &[Feature], districts: &[&str]) -> Result<(), 
 }
 
 /// Writes `parcel_ledger.csv`: the city's own register of the same parcels
-/// (大字名, 地番 → 地目, 地積, 所有者), in CP932 as Excel writes it.
+/// (大字名, 地番 → 大字名カナ, 地目, 地積, 所有者), in CP932 as Excel writes it.
 pub fn write_ledger(out: &Path, parcels: &[Feature]) -> Result<(), IoError> {
-    let mut text = String::from("大字名,地番,地目,地積,所有者\r\n");
+    let mut text = String::from("大字名,地番,大字名カナ,地目,地積,所有者\r\n");
     for f in parcels {
         let cell = |i: usize| match f.properties.get(i) {
             Some(Value::Text(t)) => csv_cell(t),
@@ -97,11 +97,16 @@ pub fn write_ledger(out: &Path, parcels: &[Feature]) -> Result<(), IoError> {
             Some(Value::Int(x)) => format!("{x}"),
             _ => String::new(),
         };
+        let reading = match f.properties.get(1) {
+            Some(Value::Text(oaza)) => crate::names::oaza_kana(oaza),
+            _ => "",
+        };
         let _ = write!(
             text,
-            "{},{},{},{},{}\r\n",
+            "{},{},{},{},{},{}\r\n",
             cell(1),
             cell(0),
+            reading,
             cell(3),
             cell(4),
             cell(5)

@@ -30,6 +30,41 @@ pub const OAZA: &[&str] = &[
     "嘉瀬ノ浦",
 ];
 
+/// The readings (読み仮名) of [`OAZA`], in katakana as registers keep them.
+pub const OAZA_KANA: &[&str] = &[
+    "タカツハラ",
+    "ノウドミブン",
+    "シゲノキ",
+    "ヤマウラ",
+    "ナカムラ",
+    "フルエダ",
+    "ハマ",
+    "オトナリ",
+    "ハンダ",
+    "ナナウラ",
+    "ノコミ",
+    "キタカシマ",
+    "ツネヒロ",
+    "モリ",
+    "イデ",
+    "オオムラカタ",
+    "ヨコタ",
+    "ミカワチ",
+    "ナカガワ",
+    "クミカタ",
+    "オトマル",
+    "イヌオウブクロ",
+    "オオウ",
+    "カセノウラ",
+];
+
+/// The reading of an oaza name ("" for a name not in [`OAZA`]).
+pub fn oaza_kana(oaza: &str) -> &'static str {
+    OAZA.iter()
+        .position(|o| *o == oaza)
+        .map_or("", |i| OAZA_KANA[i])
+}
+
 /// Aza (字) names, the next level down.
 pub const AZA: &[&str] = &[
     "本町",

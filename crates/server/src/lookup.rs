@@ -244,6 +244,13 @@ fn search_hits(
         if searchable.is_empty() {
             continue;
         }
+        // (field, field of its reading) where the caller may read both.
+        let readings: Vec<(usize, usize)> = (searchable.iter())
+            .filter_map(|i| {
+                let r = c.field_index(c.fields[*i].reading.as_deref()?)?;
+                view.fields.contains(&r).then_some((*i, r))
+            })
+            .collect();
         let placed = place_hits(index.as_ref(), view, &searchable, query, order, &mut found);
         let search = index.search_index();
         let primary = (tokens.iter().copied())
@@ -267,7 +274,8 @@ fn search_hits(
             if !view.admits(&f.properties) {
                 continue;
             }
-            let Some((exact, beyond_places)) = token_matches(&f, &searchable, &placed, &tokens)
+            let Some((exact, beyond_places)) =
+                token_matches(&f, &searchable, &readings, &placed, &tokens)
             else {
                 continue;
             };
@@ -321,6 +329,7 @@ fn place_hits(
             "kind": kind,
             "place": true,
             "label": place.value,
+            "reading": place.reading,
             "exact": exact,
             "features": place.features,
             "bbox": [b.min_x, b.min_y, b.max_x, b.max_y],
@@ -336,11 +345,13 @@ fn place_hits(
 fn token_matches(
     f: &IndexedFeature,
     searchable: &[usize],
+    readings: &[(usize, usize)],
     placed: &[usize],
     tokens: &[&str],
 ) -> Option<(usize, bool)> {
-    let values: Vec<(usize, String)> = (searchable.iter())
-        .filter_map(|i| Some((*i, normalize(f.properties[*i].as_text()?))))
+    let values: Vec<(usize, String)> = (searchable.iter().map(|i| (*i, *i)))
+        .chain(readings.iter().copied())
+        .filter_map(|(field, column)| Some((field, normalize(f.properties[column].as_text()?))))
         .collect();
     let mut exact = 0;
     let mut beyond_places = placed.is_empty();

@@ -27,8 +27,9 @@ pub struct ServerConfig {
     pub styles_dir: PathBuf,
     /// Fonts for label glyphs.
     pub fonts: Arc<FontLibrary>,
-    /// An optional raster background under the city's layers; off by default.
-    pub background: Option<Background>,
+    /// Raster backgrounds under the city's layers, the first shown at first
+    /// (the maps offer the others); none by default.
+    pub background: Vec<Background>,
     /// What one request may ask of the server.
     pub limits: crate::limits::RequestLimits,
     /// Serve every layer this way, whatever its layer file says (`None`: as it says).
@@ -49,7 +50,7 @@ impl Default for ServerConfig {
             viewer_dir: None,
             styles_dir: PathBuf::from("styles"),
             fonts: Arc::new(FontLibrary::default()),
-            background: None,
+            background: Vec::new(),
             limits: crate::limits::RequestLimits::default(),
             serve_mode: None,
             frame_ancestors: Vec::new(),
@@ -179,7 +180,7 @@ impl AppState {
         // Built once: it goes on every response. Background origins are
         // checked to be plain host names, so the value is always a valid header.
         let csp = axum::http::HeaderValue::from_str(&crate::web::content_security_policy(
-            config.background.as_ref(),
+            &config.background,
             &config.frame_ancestors,
         ))
         .unwrap_or(axum::http::HeaderValue::from_static("default-src 'self'"));

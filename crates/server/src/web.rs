@@ -34,6 +34,8 @@ use std::sync::Arc;
 /// A raster layer under the city's data (e.g. GSI 地理院タイル, chiriin tiles).
 #[derive(Debug, Clone)]
 pub struct Background {
+    /// What the layer list calls it (淡色地図, 標準地図, 写真...).
+    pub name: String,
     /// Tile URL template with `{z}`, `{x}` and `{y}`.
     pub url: String,
     pub attribution: String,
@@ -81,7 +83,7 @@ pub async fn style(
         &ctx.view,
         ctx.layers(),
         &base_url(&state, &headers),
-        state.config.background.as_ref(),
+        &state.config.background,
     )
     .map_err(|e| ApiError::internal(&format!("style {}", path.display()), e))?;
     let mut response = axum::Json(style).into_response();
@@ -133,7 +135,7 @@ pub fn style_for_view(
     view: &View,
     layers: &Layers,
     base: &str,
-    background: Option<&Background>,
+    backgrounds: &[Background],
 ) -> Result<Value, String> {
     let obj = style.as_object_mut().ok_or("a style is a JSON object")?;
     let mut sources = match obj.remove("sources") {
@@ -162,7 +164,7 @@ pub fn style_for_view(
     style_layers.retain(|layer| {
         let source = layer.get("source").and_then(Value::as_str).unwrap_or("");
         if background_sources.contains(source) {
-            return background.is_some();
+            return !backgrounds.is_empty();
         }
         if !chizu_sources.contains(source) {
             return true;
@@ -240,20 +242,16 @@ pub fn style_for_view(
     }
 
     for name in &background_sources {
-        match background {
-            Some(bg) => {
-                let source = sources
-                    .get_mut(name)
-                    .and_then(Value::as_object_mut)
-                    .ok_or("a source is a JSON object")?;
-                source.remove("url");
-                source.insert("tiles".into(), json!([bg.url]));
-                source.insert("attribution".into(), json!(bg.attribution));
-            }
-            None => {
-                sources.remove(name);
-            }
-        }
+        let Some(template) = sources.remove(name) else {
+            continue;
+        };
+        fill_backgrounds(
+            name,
+            &template,
+            backgrounds,
+            &mut sources,
+            &mut style_layers,
+        )?;
     }
 
     // Layers of sources that were dropped go too (MapLibre rejects them).
@@ -277,6 +275,57 @@ pub fn style_for_view(
     obj.insert("sources".into(), Value::Object(sources));
     obj.insert("layers".into(), Value::Array(style_layers));
     Ok(style)
+}
+
+/// Puts the configured backgrounds in place of one placeholder source: the
+/// first keeps the source's name, the others get `{name}-2`, `{name}-3`...
+/// with copies of its layers, hidden. Each layer says which background it
+/// draws (`chizu:background` in its metadata): the maps offer the choice.
+fn fill_backgrounds(
+    name: &str,
+    template: &Value,
+    backgrounds: &[Background],
+    sources: &mut serde_json::Map<String, Value>,
+    style_layers: &mut Vec<Value>,
+) -> Result<(), String> {
+    let uses = |l: &Value| l.get("source").and_then(Value::as_str) == Some(name);
+    let Some(at) = style_layers.iter().position(uses) else {
+        return Ok(());
+    };
+    let originals: Vec<Value> = style_layers.iter().filter(|l| uses(l)).cloned().collect();
+    style_layers.retain(|l| !uses(l));
+    let mut inserted = Vec::new();
+    for (i, bg) in backgrounds.iter().enumerate() {
+        let source_name = if i == 0 {
+            name.to_string()
+        } else {
+            format!("{name}-{}", i + 1)
+        };
+        let mut source = template
+            .as_object()
+            .ok_or("a source is a JSON object")?
+            .clone();
+        source.remove("url");
+        source.insert("tiles".into(), json!([bg.url]));
+        source.insert("attribution".into(), json!(bg.attribution));
+        sources.insert(source_name.clone(), Value::Object(source));
+        for layer in &originals {
+            let mut layer = layer.clone();
+            let l = layer.as_object_mut().ok_or("a layer is a JSON object")?;
+            if i > 0 {
+                let id = l.get("id").and_then(Value::as_str).unwrap_or("background");
+                l.insert("id".into(), json!(format!("{id}-{}", i + 1)));
+                let layout = l.entry("layout").or_insert_with(|| json!({}));
+                layout["visibility"] = json!("none");
+            }
+            l.insert("source".into(), json!(source_name));
+            let metadata = l.entry("metadata").or_insert_with(|| json!({}));
+            metadata["chizu:background"] = json!(bg.name);
+            inserted.push(layer);
+        }
+    }
+    style_layers.splice(at..at, inserted);
+    Ok(())
 }
 
 /// The feature properties a style layer reads: `["get", name]`, `["has",
@@ -433,14 +482,9 @@ pub async fn security_headers(
 }
 
 /// The Content-Security-Policy for this configuration.
-pub fn content_security_policy(
-    background: Option<&Background>,
-    frame_ancestors: &[String],
-) -> String {
-    let extra = background
-        .and_then(Background::origin)
-        .map(|o| format!(" {o}"))
-        .unwrap_or_default();
+pub fn content_security_policy(backgrounds: &[Background], frame_ancestors: &[String]) -> String {
+    let origins: BTreeSet<String> = backgrounds.iter().filter_map(Background::origin).collect();
+    let extra: String = origins.iter().map(|o| format!(" {o}")).collect();
     let ancestors: Vec<String> = frame_ancestors
         .iter()
         .filter_map(|a| plain_origin(a))
@@ -536,7 +580,7 @@ mod tests {
             &view(&layers, &[]),
             &layers,
             "http://city",
-            None,
+            &[],
         )
         .unwrap();
         let text = style.to_string();
@@ -576,7 +620,13 @@ mod tests {
     fn staff_get_the_pipes_and_a_configured_background() {
         let layers = layers();
         let background = Background {
+            name: "淡色地図".into(),
             url: "https://tiles.example.jp/pale/{z}/{x}/{y}.png".into(),
+            attribution: "地理院タイル".into(),
+        };
+        let photo = Background {
+            name: "写真".into(),
+            url: "https://photos.example.jp/ortho/{z}/{x}/{y}.jpg".into(),
             attribution: "地理院タイル".into(),
         };
         let style = style_for_view(
@@ -584,7 +634,7 @@ mod tests {
             &view(&layers, &["staff", "water"]),
             &layers,
             "http://city",
-            Some(&background),
+            &[background.clone(), photo.clone()],
         )
         .unwrap();
         assert!(source_layers(&style).contains("water_pipes"));
@@ -597,18 +647,35 @@ mod tests {
                 .contains("上下水道課")
         );
         assert_eq!(style["sources"]["background"]["tiles"][0], background.url);
+        // The second background: its own source, its layer hidden until chosen.
+        assert_eq!(style["sources"]["background-2"]["tiles"][0], photo.url);
+        let layers = style["layers"].as_array().unwrap();
+        let chosen: Vec<(&Value, &Value)> = (layers.iter())
+            .filter(|l| l["metadata"]["chizu:background"].is_string())
+            .map(|l| {
+                (
+                    &l["metadata"]["chizu:background"],
+                    &l["layout"]["visibility"],
+                )
+            })
+            .collect();
         assert_eq!(
-            content_security_policy(Some(&background), &[])
-                .matches("https://tiles.example.jp")
-                .count(),
-            2
+            chosen,
+            [
+                (&json!("淡色地図"), &Value::Null),
+                (&json!("写真"), &json!("none"))
+            ]
         );
+        let policy = content_security_policy(&[background.clone(), photo], &[]);
+        assert_eq!(policy.matches("https://tiles.example.jp").count(), 2);
+        assert_eq!(policy.matches("https://photos.example.jp").count(), 2);
     }
 
     #[test]
     fn only_plain_background_origins_reach_the_policy() {
         let origin = |url: &str| {
             Background {
+                name: String::new(),
                 url: url.into(),
                 attribution: String::new(),
             }
@@ -648,7 +715,7 @@ mod tests {
             ]
         });
         let public =
-            style_for_view(template.clone(), &view(&layers, &[]), &layers, "", None).unwrap();
+            style_for_view(template.clone(), &view(&layers, &[]), &layers, "", &[]).unwrap();
         let ids: Vec<_> = public["layers"]
             .as_array()
             .unwrap()
@@ -656,8 +723,7 @@ mod tests {
             .map(|l| l["id"].clone())
             .collect();
         assert_eq!(ids, vec![json!("lots")]);
-        let staff =
-            style_for_view(template, &view(&layers, &["staff"]), &layers, "", None).unwrap();
+        let staff = style_for_view(template, &view(&layers, &["staff"]), &layers, "", &[]).unwrap();
         assert_eq!(staff["layers"].as_array().unwrap().len(), 3);
     }
 
@@ -669,7 +735,7 @@ mod tests {
             "sources": { "c": { "type": "vector", "url": "chizu:layers" } },
             "layers": [ { "id": "pipes", "type": "line", "source": "c", "source-layer": "water_pipes" } ]
         });
-        let style = style_for_view(template, &view(&layers, &[]), &layers, "", None).unwrap();
+        let style = style_for_view(template, &view(&layers, &[]), &layers, "", &[]).unwrap();
         assert_eq!(style["sources"], json!({}));
         assert_eq!(style["layers"], json!([]));
     }

@@ -79,24 +79,32 @@ impl LayerIndex {
                 ));
             }
         }
-        let searchable: Vec<usize> = (snapshot.meta.config.fields.iter().enumerate())
+        // Each searchable field, and the field of its reading: a reading
+        // is indexed as a value of the field it reads.
+        let config = &snapshot.meta.config;
+        let searchable: Vec<(usize, usize)> = (config.fields.iter().enumerate())
             .filter(|(_, f)| f.searchable)
-            .map(|(i, _)| i)
+            .flat_map(|(i, f)| {
+                let reading = f.reading.as_deref().and_then(|r| config.field_index(r));
+                std::iter::once((i, i)).chain(reading.map(|r| (i, r)))
+            })
             .collect();
         let search = SearchIndex::build(features.iter().enumerate().flat_map(|(pos, f)| {
-            searchable.iter().filter_map(move |i| {
-                f.properties[*i]
+            searchable.iter().filter_map(move |(field, column)| {
+                f.properties[*column]
                     .as_text()
-                    .map(|text| (pos as u32, *i as u32, text))
+                    .map(|text| (pos as u32, *field as u32, text))
             })
         }));
         let places = PlaceIndex::build(features.iter().flat_map(|f| {
-            let config = &snapshot.meta.config;
             (config.fields.iter().enumerate())
                 .filter(|(_, def)| def.place.is_some())
-                .filter_map(|(i, _)| {
+                .filter_map(|(i, def)| {
                     let text = f.properties[i].as_text()?;
-                    Some((i as u32, text, Bounds::of_geometry(&f.lonlat)))
+                    let reading = (def.reading.as_deref())
+                        .and_then(|r| config.field_index(r))
+                        .and_then(|r| f.properties[r].as_text());
+                    Some((i as u32, text, reading, Bounds::of_geometry(&f.lonlat)))
                 })
         }));
         LayerIndex {

@@ -451,14 +451,25 @@ impl PgLayer {
 
     /// Reads the searchable fields once, as the memory index does at load.
     async fn build_search(&mut self) -> Result<(), StoreError> {
-        let fields = &self.meta.config.fields;
-        let searchable: Vec<usize> = (0..fields.len())
+        let config = &self.meta.config;
+        let fields = &config.fields;
+        // (field, column): a reading is indexed as a value of the field it reads.
+        let searchable: Vec<(usize, usize)> = (0..fields.len())
             .filter(|i| fields[*i].searchable)
+            .flat_map(|i| {
+                let reading = fields[i]
+                    .reading
+                    .as_deref()
+                    .and_then(|r| config.field_index(r));
+                std::iter::once((i, i)).chain(reading.map(|r| (i, r)))
+            })
             .collect();
         if searchable.is_empty() {
             return Ok(());
         }
-        let columns: Vec<String> = searchable.iter().map(|i| quote(&fields[*i].name)).collect();
+        let columns: Vec<String> = (searchable.iter())
+            .map(|(_, c)| quote(&fields[*c].name))
+            .collect();
         let sql = format!(
             "SELECT fid, {} FROM chizu_data.{} ORDER BY fid",
             columns.join(", "),
@@ -471,7 +482,7 @@ impl PgLayer {
             while let Some(row) = rows.try_next().await.map_err(|e| self.error(e))? {
                 let position = ids.len() as u32;
                 ids.push(row.try_get::<i64, _>(0).map_err(|e| self.error(e))? as u64);
-                for (column, field) in searchable.iter().enumerate() {
+                for (column, (field, _)) in searchable.iter().enumerate() {
                     let text: Option<String> =
                         row.try_get(column + 1).map_err(|e| self.error(e))?;
                     if let Some(text) = text {
@@ -493,13 +504,20 @@ impl PgLayer {
             if def.place.is_none() {
                 continue;
             }
+            let reading = (def.reading.as_deref())
+                .filter(|r| self.meta.config.field_index(r).is_some())
+                .map(quote)
+                .unwrap_or_else(|| "NULL::text".into());
             let sql = format!(
                 // Exact extents: ST_Extent reads the float4 boxes stored
-                // with each geometry.
+                // with each geometry. The reading: the first one met, as in
+                // memory (rows in fid order).
                 "SELECT {c}, count(*), min(ST_XMin(geom)), min(ST_YMin(geom)), \
-                 max(ST_XMax(geom)), max(ST_YMax(geom)) FROM chizu_data.{t} \
-                 WHERE {c} IS NOT NULL GROUP BY {c}",
+                 max(ST_XMax(geom)), max(ST_YMax(geom)), \
+                 (array_agg({r} ORDER BY fid) FILTER (WHERE {r} IS NOT NULL AND {r} <> ''))[1] \
+                 FROM chizu_data.{t} WHERE {c} IS NOT NULL GROUP BY {c}",
                 c = quote(&def.name),
+                r = reading,
                 t = quote(&self.table)
             );
             let mut rows = sqlx::query(&sql).fetch(&self.pool);
@@ -512,6 +530,7 @@ impl PgLayer {
                 places.push(Place {
                     field: i as u32,
                     value: row.try_get(0).map_err(|e| self.error(e))?,
+                    reading: row.try_get(6).map_err(|e| self.error(e))?,
                     bounds: Bounds {
                         min_x,
                         min_y,
@@ -538,18 +557,17 @@ impl PgLayer {
             columns: Some(vec![field]),
             ..Pushdown::default()
         };
-        let mut features = Vec::new();
+        // Rows are placed as they stream in: only ids and points are kept.
+        let mut placer = chizu_core::label::LabelPlacer::default();
+        let mut ids = Vec::new();
         self.stream_async(Query::new(&push), &mut |f| {
-            features.push(f);
+            placer.push(&f.mercator, f.properties[field].as_text());
+            ids.push(f.id);
             true
         })
         .await?;
-        let inputs: Vec<_> = (features.iter())
-            .map(|f| (&f.mercator, f.properties[field].as_text()))
-            .collect();
-        let labels = chizu_core::label::label_points(&inputs);
-        self.labels = (features.iter().zip(labels))
-            .filter_map(|(f, label)| Some((f.id, label?)))
+        self.labels = (ids.into_iter().zip(placer.finish()))
+            .filter_map(|(id, label)| Some((id, label?)))
             .collect();
         self.labels.sort_unstable_by_key(|(id, _)| *id);
         Ok(())
