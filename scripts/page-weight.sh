@@ -14,8 +14,9 @@ git worktree add -q "$work/old" "$baseline"
 (cd "$work/old/viewer" && npm ci --silent && npm run build --silent >/dev/null)
 bin=target/release/chizu
 "$bin" samples --out "$work/data" >/dev/null
+cp data-samples/kashima_outline.geojson "$work/data/"
 cp -r layers "$work/layers"
-sed -i "s#\.\./data-samples/#$work/data/#" "$work"/layers/*.toml
+sed -i "s#\.\./data-samples/#$work/data/#g" "$work"/layers/*.toml
 "$bin" ingest --all --layers "$work/layers" --store "$work/city.gpkg" >/dev/null
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 new_port=$(port); old_port=$(port)
