@@ -522,9 +522,20 @@ export class MapController {
     }
   }
 
-  /** The chizu layers the map shows now, in the catalog's order. */
+  /**
+   * The catalog's layers in the style's drawing order, topmost first (the
+   * style puts what matters most on top; labels, always on top, do not count).
+   */
+  layersTopFirst() {
+    const order = (this.map.getStyle()?.layers ?? [])
+      .filter((l) => l.type !== 'symbol').map((l) => l['source-layer']).filter(Boolean);
+    const rank = (id) => order.lastIndexOf(id);
+    return [...this.catalog].sort((a, b) => rank(b.id) - rank(a.id));
+  }
+
+  /** The chizu layers the map shows now, topmost first. */
   visibleLayers() {
-    const ids = this.catalog.map((l) => l.id).filter((id) => this.styleLayersOf(id).length > 0);
+    const ids = this.layersTopFirst().map((l) => l.id).filter((id) => this.styleLayersOf(id).length > 0);
     if (this.styleLayersOf('background').length > 0) ids.push('background');
     return ids.filter((id) => !this.hidden.has(id));
   }
@@ -546,7 +557,8 @@ export class MapController {
     const sources = document.getElementById('source-list');
     if (!list || !this.map.getStyle()) return;
     list.replaceChildren();
-    const entries = this.catalog
+    // In the style's order, topmost first, as a map's legend reads.
+    const entries = this.layersTopFirst()
       .filter((layer) => this.styleLayersOf(layer.id).length > 0)
       .map((layer) => ({ id: layer.id, title: titleOf(layer.title), minzoom: layer.minzoom, updated: layer.updated }));
     if (this.styleLayersOf('background').length > 0) {

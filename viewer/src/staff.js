@@ -105,24 +105,13 @@ const queryFields = document.getElementById('query-fields');
 const querySummary = document.getElementById('query-summary');
 const queryList = document.getElementById('query-results');
 
-/**
- * Layers in drawing order, topmost first: the style puts the important ones
- * on top. Labels are left out of the order (they are always on top).
- */
-function layersTopFirst() {
-  const order = (controller.map.getStyle()?.layers ?? [])
-    .filter((l) => l.type !== 'symbol').map((l) => l['source-layer']).filter(Boolean);
-  const rank = (id) => { const i = order.lastIndexOf(id); return i < 0 ? -1 : i; };
-  return [...controller.catalog].sort((a, b) => rank(b.id) - rank(a.id));
-}
-
 /** Whether the form can ask something of a field: a number or a code list. */
 function queryable(field) {
   return field.type === 'integer' || field.type === 'float' || Object.keys(field.values ?? {}).length > 0;
 }
 
 function fillLayerSelects() {
-  const layers = layersTopFirst();
+  const layers = controller.layersTopFirst();
   const previous = queryLayer.value;
   queryLayer.replaceChildren(...layers.map((l) => el('option', { value: l.id }, titleOf(l.title))));
   if (layers.some((l) => l.id === previous)) {
