@@ -27,21 +27,12 @@ pub struct LabelPoint {
 /// a zoning area of thousands of vertices stops here at a good point.
 const MAX_CELLS: usize = 4_096;
 
-/// Label points of a layer's features (Web Mercator geometries with their
-/// label text), in their order: one per polygon feature with a label; for
-/// lines, one per distinct text, on the longest feature that has it (the
-/// others get none).
-pub fn label_points(features: &[(&Geometry<f64>, Option<&str>)]) -> Vec<Option<LabelPoint>> {
-    let mut placer = LabelPlacer::default();
-    for (geometry, text) in features {
-        placer.push(geometry, *text);
-    }
-    placer.finish()
-}
-
-/// Places labels feature by feature, keeping nothing of a feature but its
-/// label point (and, for lines, the best candidate per name so far): a layer
-/// read from a database is placed as its rows stream in.
+/// Places the labels of a layer's features (Web Mercator geometries with
+/// their label text), pushed in order: one per polygon feature with a label;
+/// for lines, one per distinct text, on the longest feature that has it (the
+/// others get none). Nothing of a feature is kept but its label point (and,
+/// for lines, the best candidate per name so far), so a layer read from a
+/// database is placed as its rows stream in.
 #[derive(Default)]
 pub struct LabelPlacer {
     out: Vec<Option<LabelPoint>>,
@@ -291,6 +282,14 @@ fn segment_distance_squared(p: Coord<f64>, a: Coord<f64>, b: Coord<f64>) -> f64 
 mod tests {
     use super::*;
     use geo::{LineString, MultiLineString, Point, polygon};
+
+    fn label_points(features: &[(&Geometry<f64>, Option<&str>)]) -> Vec<Option<LabelPoint>> {
+        let mut placer = LabelPlacer::default();
+        for (geometry, text) in features {
+            placer.push(geometry, *text);
+        }
+        placer.finish()
+    }
 
     #[test]
     fn an_l_shaped_lot_is_labelled_inside_its_wide_arm() {

@@ -245,6 +245,9 @@ impl PlaceIndex {
         let mut found: Vec<(u32, bool)> = self.keys[start..]
             .iter()
             .take_while(|(k, _)| k.starts_with(query))
+            // Keys equal to the query sort first; a place has at most two
+            // keys (name, reading): a short query walks a bounded run.
+            .take(limit.saturating_mul(2))
             .map(|(k, i)| (*i, &**k == query))
             .collect();
         found.sort_by_key(|(i, exact)| (!exact, *i));

@@ -313,10 +313,18 @@ fn place_hits(
     let compact = chizu_core::search::compact(query);
     for (place, exact) in index.places().lookup(&compact, MAX_PLACES) {
         let field = place.field as usize;
-        let Some(kind) = c.fields.get(field).and_then(|f| f.place.as_ref()) else {
+        let Some(def) = c.fields.get(field).filter(|_| searchable.contains(&field)) else {
             continue;
         };
-        if !searchable.contains(&field) {
+        let Some(kind) = def.place.as_ref() else {
+            continue;
+        };
+        // A reading the caller may not read neither finds nor shows a place.
+        let reading_visible = (def.reading.as_deref())
+            .and_then(|r| c.field_index(r))
+            .is_some_and(|r| view.fields.contains(&r));
+        let by_name = chizu_core::search::compact(&normalize(&place.value)).starts_with(&compact);
+        if !by_name && !reading_visible {
             continue;
         }
         if !fields.contains(&field) {
@@ -329,7 +337,7 @@ fn place_hits(
             "kind": kind,
             "place": true,
             "label": place.value,
-            "reading": place.reading,
+            "reading": place.reading.as_ref().filter(|_| reading_visible),
             "exact": exact,
             "features": place.features,
             "bbox": [b.min_x, b.min_y, b.max_x, b.max_y],

@@ -62,11 +62,11 @@ impl LayerIndex {
         if let Some(field) = (snapshot.meta.config.label.as_deref())
             .and_then(|name| snapshot.meta.config.field_index(name))
         {
-            let inputs: Vec<_> = (features.iter())
-                .map(|f| (&f.mercator, f.properties[field].as_text()))
-                .collect();
-            let labels = chizu_core::label::label_points(&inputs);
-            for (f, label) in features.iter_mut().zip(labels) {
+            let mut placer = chizu_core::label::LabelPlacer::default();
+            for f in &features {
+                placer.push(&f.mercator, f.properties[field].as_text());
+            }
+            for (f, label) in features.iter_mut().zip(placer.finish()) {
                 f.label = label;
             }
         }

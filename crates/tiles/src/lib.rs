@@ -221,25 +221,19 @@ fn assemble(spec: &LayerSpec<'_>, features: &[TileFeature<'_>], encoded: &[Encod
     pbf::bytes_field(&mut body, 1, spec.name.as_bytes());
     let mut feature = Vec::new();
     let mut tags = Vec::new();
-    // Line labels' angles, as values the table can point at.
-    let angles: Vec<Value> = (encoded.iter())
-        .filter(|e| e.label)
-        .filter_map(|e| features[e.source].label?.angle)
-        .map(|a| Value::Int(a as i64))
+    // The angle of each line label, as a value the table can point at.
+    let angles: Vec<Option<Value>> = (encoded.iter())
+        .map(|e| e.label.then(|| features[e.source].label?.angle).flatten())
+        .map(|a| a.map(|a| Value::Int(a as i64)))
         .collect();
-    let mut angle_values = angles.iter();
-    for e in encoded {
+    for (e, angle) in encoded.iter().zip(&angles) {
         let source = &features[e.source];
         tags.clear();
-        let label_field = spec.label.filter(|_| e.label);
-        let fields = match &label_field {
-            Some(field) => std::slice::from_ref(field),
-            None => &spec.fields[..],
+        let fields = match &spec.label {
+            Some(field) if e.label => std::slice::from_ref(field),
+            _ => &spec.fields[..],
         };
-        let angle = (label_field.is_some() && source.label.and_then(|l| l.angle).is_some())
-            .then(|| angle_values.next())
-            .flatten();
-        let angle_tag = angle.map(|v| (LABEL_ANGLE_KEY, v));
+        let angle_tag = angle.as_ref().map(|v| (LABEL_ANGLE_KEY, v));
         for (name, v) in fields
             .iter()
             .filter_map(|(name, idx)| Some((*name, source.properties.get(*idx)?)))
