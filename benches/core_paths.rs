@@ -106,7 +106,7 @@ fn benches(c: &mut Criterion) {
             .enumerate()
             .map(|(i, f)| (f.name.as_str(), i))
             .collect(),
-        options: config.tiles,
+        options: &config.tiles,
     };
     for (name, zoom_in) in [("z14", 0u8), ("z16", 2)] {
         let coords: Vec<TileCoord> = if zoom_in == 0 {

@@ -356,7 +356,7 @@ pub enum InvalidGeometryPolicy {
 }
 
 /// How a layer is cut into vector tiles. Units are tile units: a tile is 4096 wide.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TileOptions {
     /// Geometry kept beyond the tile edge, so that strokes and labels do not break at seams.
@@ -365,6 +365,20 @@ pub struct TileOptions {
     pub simplify: f64,
     /// Budget for this layer's share of one tile, in bytes of encoded MVT.
     pub max_bytes: usize,
+    /// Fields written to tiles only from this zoom on (`{ name_en = 6 }`):
+    /// a world layer's z0 tile need not carry every column. Fields not named
+    /// are written at every zoom.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields_from_zoom: BTreeMap<String, u8>,
+}
+
+impl TileOptions {
+    /// Whether a field's values go into tiles of zoom `z`.
+    pub fn field_at_zoom(&self, field: &str, z: u8) -> bool {
+        self.fields_from_zoom
+            .get(field)
+            .is_none_or(|from| z >= *from)
+    }
 }
 
 impl Default for TileOptions {
@@ -373,6 +387,7 @@ impl Default for TileOptions {
             buffer: 64,
             simplify: 4.0,
             max_bytes: 500_000,
+            fields_from_zoom: BTreeMap::new(),
         }
     }
 }
@@ -585,6 +600,14 @@ impl LayerConfig {
             return bad(
                 "tiles",
                 "buffer must be 0..=2048, simplify >= 0 and max_bytes >= 1024".into(),
+            );
+        }
+        if let Some(name) =
+            (self.tiles.fields_from_zoom.keys()).find(|name| self.field_index(name).is_none())
+        {
+            return bad(
+                "tiles.fields_from_zoom",
+                format!("`{name}` is not a field of the layer"),
             );
         }
         self.validate_mojxml(file)?;

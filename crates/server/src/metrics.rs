@@ -43,6 +43,9 @@ pub struct Metrics {
     requests: Vec<AtomicU64>,
     latency: Vec<Histogram>,
     pub tiles_rendered: AtomicU64,
+    /// Features the tile size budget left out: under a pixel, then smallest.
+    pub tile_features_dropped_small: AtomicU64,
+    pub tile_features_dropped_budget: AtomicU64,
     pub tiles_served: AtomicU64,
     pub logins_failed: AtomicU64,
     pub logins_succeeded: AtomicU64,
@@ -57,6 +60,8 @@ impl Default for Metrics {
                 .collect(),
             latency: (0..KINDS.len()).map(|_| Histogram::default()).collect(),
             tiles_rendered: AtomicU64::new(0),
+            tile_features_dropped_small: AtomicU64::new(0),
+            tile_features_dropped_budget: AtomicU64::new(0),
             tiles_served: AtomicU64::new(0),
             logins_failed: AtomicU64::new(0),
             logins_succeeded: AtomicU64::new(0),
@@ -203,6 +208,22 @@ pub async fn metrics(State(state): State<Arc<AppState>>, ctx: Ctx) -> Result<Res
             "chizu_tiles_rendered_total {}",
             counter(&m.tiles_rendered)
         )],
+    );
+    section(
+        &mut out,
+        "chizu_tile_features_dropped_total",
+        "counter",
+        "Features the tile size budget left out of rendered tiles, by reason.",
+        vec![
+            format!(
+                "chizu_tile_features_dropped_total{{reason=\"under_a_pixel\"}} {}",
+                counter(&m.tile_features_dropped_small)
+            ),
+            format!(
+                "chizu_tile_features_dropped_total{{reason=\"smallest_over_budget\"}} {}",
+                counter(&m.tile_features_dropped_budget)
+            ),
+        ],
     );
     state.tile_cache.run_pending_tasks().await;
     section(

@@ -80,6 +80,7 @@ impl CachedTile {
             gzip: gzip.into(),
             etag,
             layer_features: Vec::new(),
+            generalised: Generalised::default(),
         }
     }
 }
@@ -93,6 +94,33 @@ pub struct CachedTile {
     pub gzip: bytes::Bytes,
     pub etag: String,
     pub layer_features: Vec<usize>,
+    /// What the size budget changed, summed over the tile's layers.
+    pub generalised: Generalised,
+}
+
+/// What the tile size budget left out of one tile (see `chizu_tiles`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Generalised {
+    pub dropped_small: usize,
+    /// Square Web Mercator metres of the features under a pixel.
+    pub dropped_small_area: f64,
+    pub dropped_for_budget: usize,
+    pub extra_simplification_passes: u8,
+}
+
+impl Generalised {
+    pub fn of(stats: &[chizu_tiles::LayerStats]) -> Generalised {
+        let mut g = Generalised::default();
+        for s in stats {
+            g.dropped_small += s.dropped_small;
+            g.dropped_small_area += s.dropped_small_area;
+            g.dropped_for_budget += s.dropped_for_budget;
+            g.extra_simplification_passes = g
+                .extra_simplification_passes
+                .max(s.extra_simplification_passes);
+        }
+        g
+    }
 }
 
 /// The key of a cached tile: which layers, at which data version, seen through

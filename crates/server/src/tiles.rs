@@ -2,7 +2,7 @@
 //! both through the caller's view.
 
 use crate::caller::Ctx;
-use crate::state::{AppState, CachedTile, TileKey};
+use crate::state::{AppState, CachedTile, Generalised, TileKey};
 use crate::{ApiError, base_url};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -135,7 +135,10 @@ pub async fn tile(
                 .tiles_rendered
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             match crate::work::background(move || render(coord, &for_render)).await {
-                Ok(Ok(tile)) => Ok(tile),
+                Ok(Ok(tile)) => {
+                    record_generalised(&rendering, coord, &tile.generalised);
+                    Ok(tile)
+                }
                 Ok(Err(e)) => Err(ApiError::from(e)),
                 Err(e) => Err(ApiError::internal("tile rendering", e)),
             }
@@ -150,6 +153,27 @@ pub async fn tile(
     let mut response = respond(&tile, &headers, MVT_MEDIA_TYPE, "public, max-age=60");
     crate::private_unless_anonymous(&ctx, response.headers_mut());
     Ok(response)
+}
+
+/// Counts what the size budget left out, and says so in the log.
+fn record_generalised(state: &AppState, coord: TileCoord, g: &Generalised) {
+    use std::sync::atomic::Ordering::Relaxed;
+    if *g == Generalised::default() {
+        return;
+    }
+    let m = &state.metrics;
+    m.tile_features_dropped_small
+        .fetch_add(g.dropped_small as u64, Relaxed);
+    m.tile_features_dropped_budget
+        .fetch_add(g.dropped_for_budget as u64, Relaxed);
+    tracing::debug!(
+        tile = %coord,
+        under_a_pixel = g.dropped_small,
+        under_a_pixel_m2 = g.dropped_small_area,
+        smallest = g.dropped_for_budget,
+        simplification_passes = g.extra_simplification_passes,
+        "tile generalised to stay within its size budget"
+    );
 }
 
 /// Records reads of personal fields by logged-in callers (cache hits included:
@@ -211,8 +235,9 @@ pub fn render(
                 name: &c.id,
                 fields: (view.fields.iter())
                     .map(|i| (c.fields[*i].name.as_str(), *i))
+                    .filter(|(name, _)| c.tiles.field_at_zoom(name, coord.z()))
                     .collect(),
-                options: c.tiles,
+                options: &c.tiles,
                 // Labels only where the caller may read the labelled field.
                 label: (c.label.as_deref())
                     .and_then(|name| c.field_index(name))
@@ -245,6 +270,7 @@ pub fn render(
         .collect();
     Ok(Arc::new(CachedTile {
         layer_features,
+        generalised: Generalised::of(&stats),
         ..CachedTile::of_bytes(raw)
     }))
 }

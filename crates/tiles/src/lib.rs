@@ -14,21 +14,36 @@
 //! 5. encode commands with zigzag deltas, attributes through per-layer key and
 //!    value tables, feature ids from the store.
 //!
-//! Size budget: a layer's share of a tile is limited to `TileOptions::max_bytes`.
-//! Over budget, the layer is encoded again with 4x, then 16x, then 64x the
-//! simplification tolerance; if still over, the smallest features (by extent in
-//! the tile) are left out until it fits. This keeps a few huge polygons at low
-//! zoom from producing megabyte tiles while small tiles are never touched.
+//! Size budget: a layer's share of a tile (its whole encoded message: geometry,
+//! tags, keys, values) never exceeds `TileOptions::max_bytes`. The bytes are
+//! measured, not estimated. Over budget, in this order, until it fits:
+//! 1. features smaller than about a pixel (a bounding-box diagonal under
+//!    [`PIXEL`] tile units) are left out, their count and area reported, but
+//!    as tippecanoe does, the area of small polygons is carried on and each
+//!    time it adds up to a pixel, the feature completing it stays as a
+//!    one-pixel square: 200,000 lots at z8 still shade the city as densely
+//!    as they cover it, in a few hundred features;
+//! 2. the layer is encoded again with 4x, then 16x, then 64x the
+//!    simplification tolerance;
+//! 3. the smallest features are left out: features are written largest first
+//!    (and so drawn under the smaller ones), each measured exactly as it is
+//!    written, until the next one would not fit.
+//!
+//! Attributes are thinned before any of this by the layer file
+//! (`tiles.fields_from_zoom`, applied by the caller of the encoder), so a
+//! world layer's z0 tile need not carry every column. Tiles under budget (nearly
+//! all) are encoded once.
 
 mod clip;
 pub mod glyphs;
 mod pbf;
+mod writer;
 
 use chizu_core::label::LabelPoint;
 use chizu_core::{TileCoord, TileOptions, Value};
 use clip::{Pt, Window};
-use geo::{Geometry, LineString, Polygon, Simplify, SimplifyVwPreserve};
-use std::collections::HashMap;
+use geo::{Area, Geometry, LineString, Polygon, Simplify, SimplifyVwPreserve};
+use writer::{LayerWriter, ValueKey};
 
 /// Tile units per tile side.
 pub const EXTENT: u32 = 4096;
@@ -50,11 +65,14 @@ pub struct TileFeature<'a> {
 pub struct LayerSpec<'a> {
     pub name: &'a str,
     pub fields: Vec<(&'a str, usize)>,
-    pub options: TileOptions,
+    pub options: &'a TileOptions,
     /// The field label points carry (name and index into the properties),
     /// when the layer has a label and the caller may read that field.
     pub label: Option<(&'a str, usize)>,
 }
+
+/// About one screen pixel in tile units: MapLibre draws a tile 512 pixels wide.
+pub const PIXEL: f64 = EXTENT as f64 / 512.0;
 
 /// The key of a line label's angle (degrees clockwise on screen) in label
 /// points: not a possible field name, so it never meets one.
@@ -64,12 +82,31 @@ pub const LABEL_ANGLE_KEY: &str = "chizu:angle";
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LayerStats {
     pub features: usize,
+    /// The encoded layer message: what the budget holds.
     pub bytes: usize,
     /// 0 when the first encoding fit the budget.
     pub extra_simplification_passes: u8,
+    /// Features under a pixel left out for the budget.
+    pub dropped_small: usize,
+    /// Features under a pixel kept to stand in for those left out: polygons
+    /// as one-pixel squares, lines as they are.
+    pub small_as_pixels: usize,
+    /// Their summed area (polygons), in square Web Mercator metres.
+    pub dropped_small_area: f64,
+    /// Features left out last, smallest first, to meet the budget.
     pub dropped_for_budget: usize,
     /// Label points written (not counted in `features`).
     pub labels: usize,
+}
+
+impl LayerStats {
+    /// Whether the budget changed what the tile holds.
+    pub fn generalised(&self) -> bool {
+        self.extra_simplification_passes > 0
+            || self.dropped_small > 0
+            || self.small_as_pixels > 0
+            || self.dropped_for_budget > 0
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -88,6 +125,8 @@ struct Encoded {
     source: usize,
     /// A label point: carries the label field only.
     label: bool,
+    /// A one-pixel square standing in for small polygons.
+    pixel: bool,
 }
 
 /// Encodes a whole tile: one MVT layer per entry, empty layers left out.
@@ -108,86 +147,212 @@ pub fn encode_tile(
     (out, stats)
 }
 
-/// Encodes one layer message (the body of `Tile.layers`).
+/// Encodes one layer message (the body of `Tile.layers`), within its budget.
 pub fn encode_layer(
     tile: TileCoord,
     spec: &LayerSpec<'_>,
     features: &[TileFeature<'_>],
 ) -> (Vec<u8>, LayerStats) {
-    let transform = Transform::new(tile);
-    let buffer = spec.options.buffer as f64;
-    let window = Window {
-        min: -buffer,
-        max: EXTENT as f64 + buffer,
-    };
+    let layer = LayerEncoder::new(tile, spec, features);
+    let budget = spec.options.max_bytes;
     let mut stats = LayerStats::default();
     let mut tolerance = spec.options.simplify;
-    let mut encoded;
-    let mut pass = 0u8;
-    loop {
-        encoded = features
-            .iter()
-            .enumerate()
-            .filter_map(|(i, f)| encode_geometry(f, i, &transform, &window, tolerance))
-            .collect::<Vec<_>>();
-        let estimate: usize = encoded.iter().map(|e| e.commands.len() * 2 + 16).sum();
-        if estimate <= spec.options.max_bytes || pass == 3 || tolerance == 0.0 && pass > 0 {
-            break;
+    let mut encoded = layer.geometries(tolerance, |_| true);
+    let mut body = layer.assemble(&encoded, &mut stats);
+    if body.len() > budget {
+        layer.reduce_small(&mut encoded, &mut stats);
+        body = layer.assemble(&encoded, &mut stats);
+        // Coarser shapes for what is left; the pixels stay as they are.
+        let pixels: Vec<Encoded> = encoded.extract_if(.., |e| e.pixel).collect();
+        let kept = layer.kept_sources(&encoded);
+        // A pass that saves under a tenth (lots of four corners) is the last.
+        let mut saved = true;
+        while body.len() > budget && saved && stats.extra_simplification_passes < 3 {
+            stats.extra_simplification_passes += 1;
+            tolerance = tolerance.max(1.0) * 4.0;
+            encoded = layer.geometries(tolerance, |i| kept[i]);
+            encoded.extend(pixels.iter().map(Encoded::copy));
+            encoded.sort_by_key(|e| e.source);
+            let before = body.len();
+            body = layer.assemble(&encoded, &mut stats);
+            saved = body.len() < before - before / 10;
         }
-        pass += 1;
-        tolerance = tolerance.max(1.0) * 4.0;
-    }
-    stats.extra_simplification_passes = pass;
-    let estimate: usize = encoded.iter().map(|e| e.commands.len() * 2 + 16).sum();
-    if estimate > spec.options.max_bytes {
-        // Keep the biggest features first, in source order among those kept.
-        let mut order: Vec<usize> = (0..encoded.len()).collect();
-        order.sort_by(|a, b| encoded[*b].size.total_cmp(&encoded[*a].size));
-        let mut keep = vec![false; encoded.len()];
-        let mut used = 0;
-        for i in order {
-            let cost = encoded[i].commands.len() * 2 + 16;
-            if used + cost <= spec.options.max_bytes {
-                used += cost;
-                keep[i] = true;
-            }
+        if stats.extra_simplification_passes == 0 {
+            encoded.extend(pixels);
+            encoded.sort_by_key(|e| e.source);
         }
-        let before = encoded.len();
-        let mut k = keep.into_iter();
-        encoded.retain(|_| k.next().unwrap_or(false));
-        stats.dropped_for_budget = before - encoded.len();
     }
-    stats.features = encoded.len();
-    stats.labels = push_labels(tile, spec, features, &transform, &mut encoded);
-    let body = assemble(spec, features, &encoded);
+    if body.len() > budget {
+        body = layer.largest_that_fit(encoded, &mut stats);
+    }
     stats.bytes = body.len();
     (body, stats)
 }
 
-/// Adds a point for each label that lies in the tile proper (not its buffer:
-/// a point there belongs to the neighbour) of a feature kept in the tile.
-/// Which tile holds a point is decided from its global position, so exactly
-/// one tile of a zoom does, even on a tile edge.
-fn push_labels(
+/// One layer of one tile being encoded: the inputs and the tile transform.
+struct LayerEncoder<'s, 'a> {
     tile: TileCoord,
-    spec: &LayerSpec<'_>,
-    features: &[TileFeature<'_>],
-    transform: &Transform,
-    encoded: &mut Vec<Encoded>,
-) -> usize {
-    if spec.label.is_none() {
-        return 0;
-    }
-    let kept = encoded.len();
-    for i in 0..kept {
-        let source = encoded[i].source;
-        let Some(label) = features[source].label else {
-            continue;
-        };
-        if !tile.holds(label.x, label.y) {
-            continue;
+    spec: &'s LayerSpec<'a>,
+    features: &'s [TileFeature<'a>],
+    transform: Transform,
+    window: Window,
+}
+
+impl<'s, 'a> LayerEncoder<'s, 'a> {
+    fn new(tile: TileCoord, spec: &'s LayerSpec<'a>, features: &'s [TileFeature<'a>]) -> Self {
+        let buffer = spec.options.buffer as f64;
+        LayerEncoder {
+            tile,
+            spec,
+            features,
+            transform: Transform::new(tile),
+            window: Window {
+                min: -buffer,
+                max: EXTENT as f64 + buffer,
+            },
         }
-        let p = transform.apply(geo::Coord {
+    }
+
+    /// The geometries of the features `include` admits (by position) that
+    /// leave something in the tile, in source order.
+    fn geometries(&self, tolerance: f64, include: impl Fn(usize) -> bool) -> Vec<Encoded> {
+        (self.features.iter().enumerate())
+            .filter(|(i, _)| include(*i))
+            .filter_map(|(i, f)| encode_geometry(f, i, &self.transform, &self.window, tolerance))
+            .collect()
+    }
+
+    /// Leaves out the lines and polygons under a pixel, but carries their
+    /// extent on: each time the area of small polygons adds up to a pixel,
+    /// the polygon that completes it stays, as a one-pixel square where it
+    /// lies; each time the length of short lines adds up to a pixel, the line
+    /// that completes it stays as it is. Points are never small.
+    fn reduce_small(&self, encoded: &mut Vec<Encoded>, stats: &mut LayerStats) {
+        let pixel_area = (PIXEL / self.transform.scale).powi(2);
+        let (mut carried_area, mut carried_length) = (0.0, 0.0);
+        encoded.retain_mut(|e| {
+            if e.size >= PIXEL || e.kind == GeomType::Point {
+                return true;
+            }
+            let geometry = self.features[e.source].geometry;
+            if e.kind == GeomType::Line {
+                carried_length += e.size;
+                if carried_length >= PIXEL {
+                    carried_length -= PIXEL;
+                    stats.small_as_pixels += 1;
+                    return true;
+                }
+                stats.dropped_small += 1;
+                return false;
+            }
+            let area = geometry.unsigned_area();
+            carried_area += area;
+            if area > 0.0 && carried_area >= pixel_area {
+                carried_area -= pixel_area;
+                if let Some(b) = geo::BoundingRect::bounding_rect(geometry) {
+                    e.commands = pixel_square(self.transform.apply(b.center()));
+                    e.pixel = true;
+                    stats.small_as_pixels += 1;
+                    return true;
+                }
+            }
+            stats.dropped_small += 1;
+            stats.dropped_small_area += area;
+            false
+        });
+    }
+
+    fn kept_sources(&self, encoded: &[Encoded]) -> Vec<bool> {
+        let mut kept = vec![false; self.features.len()];
+        for e in encoded {
+            kept[e.source] = true;
+        }
+        kept
+    }
+
+    /// The layer message for these features and then their labels.
+    fn message<'e>(&self, encoded: impl Iterator<Item = &'e Encoded> + Clone) -> (Vec<u8>, usize) {
+        let mut w = LayerWriter::new(self.spec.name);
+        for e in encoded.clone() {
+            self.write(&mut w, e);
+        }
+        let mut labels = 0;
+        for label in encoded.filter_map(|e| self.label_of(e)) {
+            self.write(&mut w, &label);
+            labels += 1;
+        }
+        (w.finish(), labels)
+    }
+
+    /// [`Self::message`], counting what it holds into `stats`.
+    fn assemble(&self, encoded: &[Encoded], stats: &mut LayerStats) -> Vec<u8> {
+        let (body, labels) = self.message(encoded.iter());
+        stats.features = encoded.len();
+        stats.labels = labels;
+        body
+    }
+
+    /// Writes the largest features (each with its label) while the layer
+    /// stays within the budget, measuring each exactly as it is written; the
+    /// first that does not fit is undone and ends the layer. An empty layer
+    /// always fits (budget >= 1 kB).
+    fn largest_that_fit(&self, encoded: Vec<Encoded>, stats: &mut LayerStats) -> Vec<u8> {
+        let mut order: Vec<&Encoded> = encoded.iter().collect();
+        // Stable: equal sizes stay in source order.
+        order.sort_by(|a, b| b.size.total_cmp(&a.size));
+        let mut w = LayerWriter::new(self.spec.name);
+        let (mut kept, mut labels) = (0, 0);
+        for e in order {
+            let mark = w.mark();
+            self.write(&mut w, e);
+            let label = self.label_of(e);
+            if let Some(label) = &label {
+                self.write(&mut w, label);
+            }
+            if w.len() > self.spec.options.max_bytes {
+                w.undo(mark);
+                break;
+            }
+            kept += 1;
+            labels += label.is_some() as usize;
+        }
+        stats.features = kept;
+        stats.labels = labels;
+        stats.dropped_for_budget = encoded.len() - kept;
+        w.finish()
+    }
+
+    /// Writes one encoded feature: a label point carries the label field
+    /// (and a line label its angle), a feature the layer's fields.
+    fn write(&self, w: &mut LayerWriter<'a>, e: &Encoded) {
+        let source = &self.features[e.source];
+        let fields: &[(&'a str, usize)] = match &self.spec.label {
+            Some(field) if e.label => std::slice::from_ref(field),
+            _ => &self.spec.fields,
+        };
+        let angle = (e.label)
+            .then(|| source.label?.angle)
+            .flatten()
+            .map(|a| (LABEL_ANGLE_KEY, ValueKey::Int(a as i64)));
+        let properties: &'a [Value] = source.properties;
+        let tags = (fields.iter())
+            .filter_map(|(name, i)| Some((*name, ValueKey::of(properties.get(*i)?)?)))
+            .chain(angle);
+        // Ids stay unique in the layer (MVT 2.1 4.2): a label point has none.
+        w.push((!e.label).then_some(e.id), e.kind as u64, &e.commands, tags);
+    }
+
+    /// The point of `e`'s label, if the layer has labels, `e` one, and the
+    /// point lies in the tile proper (not its buffer: a point there belongs
+    /// to the neighbour). Which tile holds a point is decided from its global
+    /// position, so exactly one tile of a zoom does, even on a tile edge.
+    fn label_of(&self, e: &Encoded) -> Option<Encoded> {
+        self.spec.label?;
+        let label = self.features[e.source].label?;
+        if e.label || !self.tile.holds(label.x, label.y) {
+            return None;
+        }
+        let p = self.transform.apply(geo::Coord {
             x: label.x,
             y: label.y,
         });
@@ -199,113 +364,15 @@ fn push_labels(
         let mut cmd = Commands::default();
         cmd.out.push(Commands::command(1, 1));
         cmd.delta(at);
-        encoded.push(Encoded {
-            id: features[source].id,
+        Some(Encoded {
+            id: e.id,
             kind: GeomType::Point,
             commands: cmd.out,
             size: 0.0,
-            source,
+            source: e.source,
             label: true,
-        });
-    }
-    encoded.len() - kept
-}
-
-fn assemble(spec: &LayerSpec<'_>, features: &[TileFeature<'_>], encoded: &[Encoded]) -> Vec<u8> {
-    let mut keys: Vec<&str> = Vec::new();
-    let mut key_index: HashMap<&str, u32> = HashMap::new();
-    let mut values: Vec<&Value> = Vec::new();
-    let mut value_index: HashMap<ValueKey, u32> = HashMap::new();
-    let mut body = Vec::with_capacity(encoded.len() * 64);
-    pbf::uint_field(&mut body, 15, 2);
-    pbf::bytes_field(&mut body, 1, spec.name.as_bytes());
-    let mut feature = Vec::new();
-    let mut tags = Vec::new();
-    // The angle of each line label, as a value the table can point at.
-    let angles: Vec<Option<Value>> = (encoded.iter())
-        .map(|e| e.label.then(|| features[e.source].label?.angle).flatten())
-        .map(|a| a.map(|a| Value::Int(a as i64)))
-        .collect();
-    for (e, angle) in encoded.iter().zip(&angles) {
-        let source = &features[e.source];
-        tags.clear();
-        let fields = match &spec.label {
-            Some(field) if e.label => std::slice::from_ref(field),
-            _ => &spec.fields[..],
-        };
-        let angle_tag = angle.as_ref().map(|v| (LABEL_ANGLE_KEY, v));
-        for (name, v) in fields
-            .iter()
-            .filter_map(|(name, idx)| Some((*name, source.properties.get(*idx)?)))
-            .chain(angle_tag)
-        {
-            if v.is_null() {
-                continue;
-            }
-            let k = *key_index.entry(name).or_insert_with(|| {
-                keys.push(name);
-                keys.len() as u32 - 1
-            });
-            let vk = ValueKey::of(v);
-            let vi = *value_index.entry(vk).or_insert_with(|| {
-                values.push(v);
-                values.len() as u32 - 1
-            });
-            tags.push(k);
-            tags.push(vi);
-        }
-        feature.clear();
-        // Ids stay unique in the layer (MVT 2.1 4.2): a label point has none.
-        if !e.label {
-            pbf::uint_field(&mut feature, 1, e.id);
-        }
-        pbf::packed_u32(&mut feature, 2, &tags);
-        pbf::uint_field(&mut feature, 3, e.kind as u64);
-        pbf::packed_u32(&mut feature, 4, &e.commands);
-        pbf::bytes_field(&mut body, 2, &feature);
-    }
-    for k in keys {
-        pbf::bytes_field(&mut body, 3, k.as_bytes());
-    }
-    let mut v = Vec::new();
-    for value in values {
-        v.clear();
-        match value {
-            Value::Text(s) => pbf::bytes_field(&mut v, 1, s.as_bytes()),
-            Value::Float(f) => {
-                pbf::key(&mut v, 3, pbf::FIXED64);
-                v.extend_from_slice(&f.to_le_bytes());
-            }
-            Value::Int(i) if *i < 0 => pbf::uint_field(&mut v, 6, ((*i << 1) ^ (*i >> 63)) as u64),
-            Value::Int(i) => pbf::uint_field(&mut v, 5, *i as u64),
-            Value::Bool(b) => pbf::uint_field(&mut v, 7, *b as u64),
-            Value::Null => {}
-        }
-        pbf::bytes_field(&mut body, 4, &v);
-    }
-    pbf::uint_field(&mut body, 5, EXTENT as u64);
-    body
-}
-
-/// Values are deduplicated by type and exact bits (1 and 1.0 stay distinct).
-#[derive(Hash, PartialEq, Eq)]
-enum ValueKey {
-    Text(String),
-    Float(u64),
-    Int(i64),
-    Bool(bool),
-    Null,
-}
-
-impl ValueKey {
-    fn of(v: &Value) -> ValueKey {
-        match v {
-            Value::Text(s) => ValueKey::Text(s.clone()),
-            Value::Float(f) => ValueKey::Float(f.to_bits()),
-            Value::Int(i) => ValueKey::Int(*i),
-            Value::Bool(b) => ValueKey::Bool(*b),
-            Value::Null => ValueKey::Null,
-        }
+            pixel: false,
+        })
     }
 }
 
@@ -381,7 +448,37 @@ fn encode_geometry(
         size,
         source,
         label: false,
+        pixel: false,
     })
+}
+
+impl Encoded {
+    fn copy(&self) -> Encoded {
+        Encoded {
+            commands: self.commands.clone(),
+            ..*self
+        }
+    }
+}
+
+/// The commands of a square one [`PIXEL`] wide centred on `c` (tile units),
+/// an exterior ring (positive area in tile space).
+fn pixel_square(c: geo::Coord<f64>) -> Vec<u32> {
+    let half = PIXEL / 2.0;
+    let (x0, y0) = ((c.x - half).round() as i32, (c.y - half).round() as i32);
+    let side = PIXEL as i32;
+    let mut ring = [
+        [x0, y0],
+        [x0 + side, y0],
+        [x0 + side, y0 + side],
+        [x0, y0 + side],
+    ];
+    if signed_area2(&ring) < 0 {
+        ring.reverse();
+    }
+    let mut cmd = Commands::default();
+    cmd.path(&ring, true);
+    cmd.out
 }
 
 /// MVT geometry commands with the cursor carried across parts.

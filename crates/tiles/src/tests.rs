@@ -21,12 +21,20 @@ fn spec(options: TileOptions) -> LayerSpec<'static> {
         name: "parcels",
         label: None,
         fields: vec![("chiban", 0), ("area_m2", 1)],
-        options,
+        // Leaked: a few bytes per test, for a 'static spec.
+        options: Box::leak(Box::new(options)),
     }
 }
 
 fn decode(bytes: &[u8]) -> Tile {
     Tile::decode(bytes).expect("valid protobuf")
+}
+
+/// A tile of the one layer message `encode_layer` returns.
+fn decode_layer(body: &[u8]) -> Tile {
+    let mut tile = Vec::new();
+    pbf::bytes_field(&mut tile, 3, body);
+    decode(&tile)
 }
 
 #[test]
@@ -203,8 +211,14 @@ fn the_size_budget_holds() {
         ..TileOptions::default()
     };
     let (body, stats) = encode_layer(tile(), &spec(options), &features);
-    assert!(body.len() <= 20_000 + 2_000, "{} bytes", body.len());
+    assert!(body.len() <= 20_000, "{} bytes", body.len());
+    assert_eq!(stats.bytes, body.len());
     assert!(stats.extra_simplification_passes > 0 || stats.dropped_for_budget > 0);
+    // As much as fits is kept: the budget is not met by emptying the tile.
+    assert!(body.len() > 15_000, "{} bytes", body.len());
+    let t = decode_layer(&body);
+    assert_eq!(t.layers.len(), 1);
+    assert_eq!(t.layers[0].features.len(), stats.features);
     let unlimited = TileOptions {
         max_bytes: usize::MAX,
         ..TileOptions::default()
@@ -258,4 +272,116 @@ fn wkt_multipolygon_with_hole_keeps_hole_counter_clockwise() {
         panic!("{geo:?}")
     };
     assert_eq!(p.interiors().len(), 1);
+}
+
+/// Squares of `side` tile units on a grid over the tile, each with `attrs`
+/// distinct text attributes.
+fn squares(side: f64, count: usize) -> Vec<Geometry<f64>> {
+    let b = tile().bounds();
+    let unit = (b.max_x - b.min_x) / EXTENT as f64;
+    let per_row = (count as f64).sqrt().ceil() as usize;
+    (0..count)
+        .map(|i| {
+            let x = b.min_x + ((i % per_row) as f64 + 0.1) * 4000.0 / per_row as f64 * unit;
+            let y = b.min_y + ((i / per_row) as f64 + 0.1) * 4000.0 / per_row as f64 * unit;
+            let s = side * unit;
+            geo::Rect::new((x, y), (x + s, y + s)).to_polygon().into()
+        })
+        .collect()
+}
+
+#[test]
+fn features_under_a_pixel_go_first_with_their_area() {
+    // 3,000 specks (1 unit) and 10 fields of text each: far over 20 kB;
+    // 20 squares of 100 units stay.
+    let mut geoms = squares(1.0, 3000);
+    geoms.extend(squares(100.0, 20));
+    let texts: Vec<Vec<Value>> = (0..geoms.len())
+        .map(|i| (0..10).map(|k| Value::Text(format!("v{i}-{k}"))).collect())
+        .collect();
+    let features: Vec<_> = (geoms.iter().zip(&texts).enumerate())
+        .map(|(i, (g, p))| TileFeature {
+            id: i as u64 + 1,
+            geometry: g,
+            properties: p,
+            label: None,
+        })
+        .collect();
+    let options = TileOptions {
+        max_bytes: 20_000,
+        ..TileOptions::default()
+    };
+    let mut s = spec(options);
+    s.fields = (0..10).map(|k| (&*format!("f{k}").leak(), k)).collect();
+    let (body, stats) = encode_layer(tile(), &s, &features);
+    assert!(body.len() <= 20_000, "{} bytes", body.len());
+    // A square unit each: every 64th completes a pixel and stays as one
+    // (give or take the last, as the areas are summed in metres).
+    let pixels = stats.small_as_pixels;
+    assert!((3000 / 64 - 1..=3000 / 64).contains(&pixels), "{pixels}");
+    assert_eq!(stats.dropped_small, 3000 - pixels);
+    assert_eq!(stats.dropped_for_budget, 0);
+    assert_eq!(stats.features, 20 + pixels);
+    let speck = geoms[0].unsigned_area();
+    let dropped = stats.dropped_small as f64 * speck;
+    assert!((stats.dropped_small_area - dropped).abs() < 1e-6 * dropped);
+    let t = decode_layer(&body);
+    let ids: Vec<u64> = t.layers[0].features.iter().map(|f| f.id.unwrap()).collect();
+    assert_eq!(ids.len(), 20 + pixels);
+    assert_eq!(ids[pixels..], (3001..=3020).collect::<Vec<u64>>());
+    assert!(ids[..pixels].iter().all(|id| *id <= 3000));
+    // The stand-ins are one-pixel squares (8 units) with their attributes.
+    let square = &t.layers[0].features[0];
+    assert_eq!(square.geometry.len(), 11, "{:?}", square.geometry);
+    assert_eq!(square.tags.len(), 20);
+}
+
+#[test]
+fn the_budget_holds_for_any_budget_and_keeps_the_largest() {
+    let geoms: Vec<Geometry<f64>> = (1..=400)
+        .map(|i| squares(10.0 + i as f64, 1).remove(0))
+        .collect();
+    let texts: Vec<Vec<Value>> = (0..geoms.len())
+        .map(|i| vec![Value::Text("x".repeat(i % 50)), Value::Int(i as i64)])
+        .collect();
+    let features: Vec<_> = (geoms.iter().zip(&texts).enumerate())
+        .map(|(i, (g, p))| TileFeature {
+            id: i as u64 + 1,
+            geometry: g,
+            properties: p,
+            label: None,
+        })
+        .collect();
+    for budget in [1024, 1500, 4000, 9000] {
+        let options = TileOptions {
+            max_bytes: budget,
+            ..TileOptions::default()
+        };
+        let (body, stats) = encode_layer(tile(), &spec(options), &features);
+        assert!(body.len() <= budget, "{} > {budget}", body.len());
+        let t = decode_layer(&body);
+        let ids: Vec<u64> = t.layers[0].features.iter().map(|f| f.id.unwrap()).collect();
+        assert_eq!(ids.len(), stats.features);
+        assert!(stats.features > 0, "budget {budget}");
+        // The kept ones are the largest (the highest ids here), in order.
+        // Written largest first.
+        let lowest = *ids.iter().min().unwrap();
+        assert_eq!(
+            ids,
+            (lowest..=400).rev().collect::<Vec<u64>>(),
+            "budget {budget}"
+        );
+        assert_eq!(stats.dropped_for_budget, 400 - ids.len());
+        assert!(stats.dropped_for_budget > 0);
+    }
+    // Within budget, every feature in source order.
+    let options = TileOptions {
+        max_bytes: 20_000,
+        ..TileOptions::default()
+    };
+    let (body, stats) = encode_layer(tile(), &spec(options), &features);
+    let t = decode_layer(&body);
+    let ids: Vec<u64> = t.layers[0].features.iter().map(|f| f.id.unwrap()).collect();
+    assert_eq!(ids, (1..=400).collect::<Vec<u64>>());
+    assert!(!stats.generalised());
 }
