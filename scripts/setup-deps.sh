@@ -28,6 +28,8 @@ if ! $demo_only; then
   command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
   command -v chromium >/dev/null || need_apt+=(chromium)
   command -v pdftoppm >/dev/null || need_apt+=(poppler-utils)
+  # A plain static file server for the site `chizu publish-site` writes.
+  command -v nginx >/dev/null || need_apt+=(nginx-light)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -36,8 +38,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 $demo_only && exit 0
 # Independent clients for the tests: an MVT decoder, OWSLib (OGC API - Features),
-# fontTools (glyph metrics) and the Prometheus client's text parser.
-for module_package in mapbox_vector_tile:mapbox-vector-tile owslib:OWSLib fontTools:fonttools prometheus_client:prometheus-client; do
+# fontTools (glyph metrics), the Prometheus client's text parser and the
+# Protomaps PMTiles reader.
+for module_package in mapbox_vector_tile:mapbox-vector-tile owslib:OWSLib fontTools:fonttools prometheus_client:prometheus-client pmtiles:pmtiles; do
   module=${module_package%%:*}; package=${module_package#*:}
   if ! python3 -c "import $module" 2>/dev/null; then
     python3 -m pip install -q "$package" 2>/dev/null \

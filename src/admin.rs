@@ -424,6 +424,81 @@ pub async fn export(
     Ok(())
 }
 
+/// Processor time this process has used (user and system), in seconds.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+fn print_archive(
+    plan: &chizu_server::publish::ArchivePlan,
+    report: &chizu_server::publish::ArchiveReport,
+    started: (std::time::Instant, f64),
+) {
+    let (wall, cpu) = (started.0.elapsed().as_secs_f64(), cpu_seconds() - started.1);
+    println!(
+        "layers {} at z{}-{}: {} tiles ({} empty left out), {:.1} MB gzipped",
+        plan.layers.join(","),
+        plan.minzoom,
+        plan.maxzoom,
+        report.tiles,
+        report.empty,
+        report.bytes as f64 / 1e6
+    );
+    for (z, n) in &report.per_zoom {
+        println!("  z{z}: {n} tiles");
+    }
+    if report.dropped > 0 {
+        println!("  the size budget left out {} features", report.dropped);
+    }
+    let rendered = (report.tiles + report.empty) as f64;
+    println!(
+        "  {wall:.1} s, {cpu:.1} CPU-s: {:.0} tiles per CPU-second",
+        rendered / cpu.max(1e-3)
+    );
+}
+
+pub async fn pmtiles(
+    state: &std::sync::Arc<chizu_server::AppState>,
+    out: &Path,
+    minzoom: Option<u8>,
+    maxzoom: Option<u8>,
+) -> Result<()> {
+    let started = (std::time::Instant::now(), cpu_seconds());
+    let (plan, report) = chizu_server::publish::pmtiles(state, out, minzoom, maxzoom)
+        .await
+        .with_context(|| format!("{}: cannot write the archive", out.display()))?;
+    println!("{}", out.display());
+    print_archive(&plan, &report, started);
+    Ok(())
+}
+
+pub async fn publish_site(
+    state: &std::sync::Arc<chizu_server::AppState>,
+    viewer: &Path,
+    out: &Path,
+    minzoom: Option<u8>,
+    maxzoom: Option<u8>,
+) -> Result<()> {
+    let started = (std::time::Instant::now(), cpu_seconds());
+    let report = chizu_server::publish::site(state, viewer, out, minzoom, maxzoom)
+        .await
+        .with_context(|| format!("{}: cannot publish the site", out.display()))?;
+    println!(
+        "{}: {} files ({} glyph ranges); serve it with any static file server",
+        out.display(),
+        report.files,
+        report.glyph_ranges
+    );
+    print_archive(&report.plan, &report.archive, started);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -121,6 +121,41 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Write the public map's tiles as one PMTiles v3 archive: what the server
+    /// answers anonymous callers (the public style's layers and zooms), for
+    /// static hosting. Drafts, staff layers and hidden fields never enter it.
+    Pmtiles {
+        #[arg(long, env = "CHIZU_STORE", default_value = "chizu.gpkg")]
+        store: StoreLocation,
+        /// The audience: only `public` (an archive's files are readable by
+        /// anyone who has their address).
+        #[arg(long = "role", default_value = "public")]
+        roles: Vec<String>,
+        #[arg(long)]
+        out: PathBuf,
+        /// Zoom range (default: the public style's tile source).
+        #[arg(long)]
+        minzoom: Option<u8>,
+        #[arg(long)]
+        maxzoom: Option<u8>,
+        #[command(flatten)]
+        web: WebArgs,
+    },
+    /// Write the public map as a static site (viewer, style, glyphs, catalog
+    /// and PMTiles archive) for any static host or CDN.
+    PublishSite {
+        #[arg(long, env = "CHIZU_STORE", default_value = "chizu.gpkg")]
+        store: StoreLocation,
+        /// A new or empty directory.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        minzoom: Option<u8>,
+        #[arg(long)]
+        maxzoom: Option<u8>,
+        #[command(flatten)]
+        web: WebArgs,
+    },
     /// Export a layer (all of it, or an area, filtered) for QGIS, CAD or Excel.
     Export {
         #[arg(long, env = "CHIZU_STORE", default_value = "chizu.gpkg")]
@@ -467,6 +502,34 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Token { command, store } => admin::token(command, &store).await,
         Command::Audit { store, user, since } => admin::audit(&store, user, since).await,
         Command::Publish { store, roles, out } => admin::publish(&store, roles, &out).await,
+        Command::Pmtiles {
+            store,
+            roles,
+            out,
+            minzoom,
+            maxzoom,
+            web,
+        } => {
+            if roles.iter().any(|r| r != chizu_core::config::PUBLIC_ROLE) {
+                anyhow::bail!(
+                    "an archive is for the public only (--role public): its files are \
+                     readable by anyone who has their address"
+                );
+            }
+            let state = offline_state(store, web).await?;
+            admin::pmtiles(&state, &out, minzoom, maxzoom).await
+        }
+        Command::PublishSite {
+            store,
+            out,
+            minzoom,
+            maxzoom,
+            web,
+        } => {
+            let viewer = web.viewer.clone();
+            let state = offline_state(store, web).await?;
+            admin::publish_site(&state, &viewer, &out, minzoom, maxzoom).await
+        }
         Command::Export {
             store,
             layer,
@@ -657,6 +720,15 @@ async fn serve(
     }
     chizu_server::serve(listener, state, shutdown_signal()).await?;
     Ok(())
+}
+
+/// The server's state without a listener, for commands that render what it
+/// would serve (archives, static sites).
+async fn offline_state(location: StoreLocation, web: WebArgs) -> Result<Arc<AppState>> {
+    let config = web.apply(ServerConfig::default())?;
+    let store = location.open(false).await?;
+    let auth = open_accounts(&location).await?;
+    Ok(AppState::new(store, auth, config).await?)
 }
 
 /// Ctrl-C or SIGTERM (what a service manager or an orchestrator sends):

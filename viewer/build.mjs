@@ -21,6 +21,13 @@ for (const file of ['common.js', 'public.js', 'staff.js', 'tools.js', 'chizu.css
 for (const file of ['maplibre-gl-csp.js', 'maplibre-gl-csp-worker.js', 'maplibre-gl.css', 'LICENSE.txt']) {
   cpSync(join(maplibre, file), join(dist, 'assets', 'vendor', file));
 }
+// The PMTiles reader (its self-contained browser build), loaded only by the
+// static site `chizu publish-site` writes.
+const pmtiles = join(root, 'node_modules', 'pmtiles');
+cpSync(join(pmtiles, 'dist', 'pmtiles.js'), join(dist, 'assets', 'vendor', 'pmtiles.js'));
+const pmtilesPackage = JSON.parse(readFileSync(join(pmtiles, 'package.json'), 'utf8'));
+writeFileSync(join(dist, 'assets', 'vendor', 'LICENSE-pmtiles.txt'),
+  `pmtiles ${pmtilesPackage.version} (${pmtilesPackage.homepage ?? 'https://github.com/protomaps/PMTiles'}): ${pmtilesPackage.license}\n`);
 // jsPDF's self-contained browser build, loaded only when someone prints.
 const jspdf = join(root, 'node_modules', 'jspdf');
 cpSync(join(jspdf, 'dist', 'jspdf.umd.min.js'), join(dist, 'assets', 'vendor', 'jspdf.umd.min.js'));

@@ -241,6 +241,38 @@ export async function problemOf(response) {
 }
 
 /**
+ * The static site's archive (`chizu publish-site` names it in a meta tag), or
+ * null when a chizu server answers. A static site has tiles, style, glyphs
+ * and catalog as files, and no search, point queries or features API: a
+ * click reads the features drawn on the map, which carry the public fields.
+ */
+export const ARCHIVE = document.querySelector('meta[name="chizu-archive"]')?.content ?? null;
+
+/**
+ * For the static site: registers MapLibre's `pmtiles://` protocol (the npm
+ * pmtiles reader, loaded only here) and returns the published style with its
+ * archive and glyph addresses made absolute.
+ */
+export async function loadStaticStyle(name) {
+  await new Promise((resolve, reject) => {
+    const script = el('script', { src: new URL('vendor/pmtiles.js', import.meta.url).href });
+    script.addEventListener('load', resolve);
+    script.addEventListener('error', () => reject(new Error('pmtiles.js did not load')));
+    document.head.append(script);
+  });
+  const protocol = new pmtiles.Protocol();
+  maplibregl.addProtocol('pmtiles', protocol.tile);
+  const style = await fetchJson(new URL(`styles/${name}.json`, window.location.href), 'omit');
+  const here = (path) => new URL(path, window.location.href).href;
+  for (const source of Object.values(style.sources)) {
+    if (source.url?.startsWith('pmtiles://')) source.url = `pmtiles://${here(source.url.slice('pmtiles://'.length))}`;
+  }
+  // `{fontstack}` and `{range}` survive URL resolution as they are.
+  style.glyphs = decodeURI(here(style.glyphs));
+  return style;
+}
+
+/**
  * Fetches JSON. `credentials` is 'omit' on the public map (every request is
  * anonymous, whoever is logged in elsewhere) and 'same-origin' on the staff map.
  */
@@ -286,12 +318,12 @@ export function formatValue(value, field) {
  * what a shared link restores: the view (hash), `layers` (the visible ones),
  * `sel` (the selected feature, `layer:id`) and `lang`.
  */
-export function createMap({ styleName, credentials }) {
-  maplibregl.setWorkerUrl('/assets/vendor/maplibre-gl-csp-worker.js');
+export function createMap({ styleName, credentials, style }) {
+  maplibregl.setWorkerUrl(new URL('vendor/maplibre-gl-csp-worker.js', import.meta.url).href);
   const container = document.getElementById('map');
   const map = new maplibregl.Map({
     container,
-    style: styleUrl(styleName),
+    style: style ?? styleUrl(styleName),
     hash: true,
     attributionControl: false,
     dragRotate: false,
@@ -397,7 +429,7 @@ export class MapController {
   }
 
   async loadCatalog() {
-    const body = await fetchJson('/catalog', this.credentials);
+    const body = await fetchJson(ARCHIVE ? new URL('catalog.json', window.location.href) : '/catalog', this.credentials);
     this.catalog = body.layers;
     this.renderLayerList();
     this.fitCityOnFirstVisit();
@@ -629,8 +661,14 @@ export class MapController {
     return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(7)).join(',');
   }
 
-  /** Outlines one feature, fetched from the features API. */
+  /** Outlines one feature, fetched from the features API (on a static site, as drawn). */
   async highlight(layerId, featureId) {
+    if (ARCHIVE) {
+      const feature = this.drawnFeature(layerId, featureId);
+      if (!feature) throw new Error(`${layerId} ${featureId} is not on the map here`);
+      this.setOverlayData(HIGHLIGHT, [feature]);
+      return feature;
+    }
     const feature = await fetchJson(
       `/ogc/collections/${encodeURIComponent(layerId)}/items/${encodeURIComponent(featureId)}`,
       this.credentials,
@@ -647,6 +685,37 @@ export class MapController {
     this.map.getContainer().dataset.selection = `${layerId}:${featureId}`;
     this.updateAddress();
     return feature;
+  }
+
+  /** A feature as the map draws it (the parts in the loaded tiles), as GeoJSON. */
+  drawnFeature(layerId, featureId) {
+    const parts = this.map.querySourceFeatures(this.chizuSource(), { sourceLayer: layerId })
+      .filter((f) => String(f.id) === String(featureId) && f.geometry.type !== 'Point');
+    if (parts.length === 0) return null;
+    return { type: 'Feature', id: parts[0].id, properties: parts[0].properties, geometry: parts[0].geometry };
+  }
+
+  /** The style's source of chizu's layers. */
+  chizuSource() {
+    const style = this.map.getStyle();
+    return Object.keys(style.sources).find((id) => style.sources[id].url?.startsWith('pmtiles://') || style.sources[id].tiles?.some((t) => t.includes('/tiles/')));
+  }
+
+  /** What the server's point query answers, read from the features drawn under a click. */
+  drawnAt(lngLat) {
+    const p = this.map.project(lngLat);
+    const box = [[p.x - 3, p.y - 3], [p.x + 3, p.y + 3]];
+    const byLayer = new Map();
+    for (const f of this.map.queryRenderedFeatures(box)) {
+      const id = f.sourceLayer;
+      // Label points carry no id: the lot they name is drawn too.
+      if (!id || f.id == null || f.source !== this.chizuSource()) continue;
+      if (!byLayer.has(id)) byLayer.set(id, new Map());
+      byLayer.get(id).set(String(f.id), { id: f.id, properties: f.properties });
+    }
+    const layers = this.catalog.filter((l) => byLayer.has(l.id))
+      .map((l) => ({ ...l, features: [...byLayer.get(l.id).values()] }));
+    return { layers };
   }
 
   clearHighlight() {
@@ -667,7 +736,7 @@ export class MapController {
     const content = el('div', { class: 'what-is-here' }, t('loading'));
     this.popup = new maplibregl.Popup({ maxWidth: '320px' }).setLngLat(lngLat).setDOMContent(content).addTo(this.map);
     try {
-      const body = await fetchJson(`/query/point?${params}`, this.credentials);
+      const body = ARCHIVE ? this.drawnAt(lngLat) : await fetchJson(`/query/point?${params}`, this.credentials);
       const style = this.map.getStyle();
       // The style says which layers answer a click, in what order, and
       // which fields a popup leaves out (internal states).
@@ -715,6 +784,11 @@ function setupPanelToggle() {
 
 function setupSearch(controller) {
   const form = document.getElementById('search');
+  // A static site has no search service.
+  if (ARCHIVE) {
+    form.hidden = true;
+    return;
+  }
   const input = document.getElementById('search-input');
   const list = document.getElementById('search-results');
 

@@ -325,7 +325,7 @@ let jspdfLoading = null;
 /** jsPDF's browser build, as a script of this origin (the CSP allows no other). */
 function loadJsPdf() {
   jspdfLoading ??= new Promise((resolve, reject) => {
-    const script = el('script', { src: '/assets/vendor/jspdf.umd.min.js' });
+    const script = el('script', { src: new URL('vendor/jspdf.umd.min.js', import.meta.url).href });
     script.addEventListener('load', () => resolve(window.jspdf.jsPDF));
     script.addEventListener('error', () => reject(new Error('jsPDF could not be loaded')));
     document.head.append(script);

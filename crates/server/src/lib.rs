@@ -16,6 +16,7 @@ mod lookup;
 mod metrics;
 mod ogc;
 mod openapi;
+pub mod publish;
 mod selection;
 mod state;
 mod tiles;
