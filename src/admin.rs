@@ -468,9 +468,10 @@ pub async fn pmtiles(
     out: &Path,
     minzoom: Option<u8>,
     maxzoom: Option<u8>,
+    layers: Option<Vec<String>>,
 ) -> Result<()> {
     let started = (std::time::Instant::now(), cpu_seconds());
-    let (plan, report) = chizu_server::publish::pmtiles(state, out, minzoom, maxzoom)
+    let (plan, report) = chizu_server::publish::pmtiles(state, out, minzoom, maxzoom, layers)
         .await
         .with_context(|| format!("{}: cannot write the archive", out.display()))?;
     println!("{}", out.display());

@@ -138,6 +138,10 @@ enum Command {
         minzoom: Option<u8>,
         #[arg(long)]
         maxzoom: Option<u8>,
+        /// The layers of each tile, in order (default: the public style's
+        /// tile source); each must be public.
+        #[arg(long, value_delimiter = ',')]
+        layers: Option<Vec<String>>,
         #[command(flatten)]
         web: WebArgs,
     },
@@ -508,6 +512,7 @@ async fn run(cli: Cli) -> Result<()> {
             out,
             minzoom,
             maxzoom,
+            layers,
             web,
         } => {
             if roles.iter().any(|r| r != chizu_core::config::PUBLIC_ROLE) {
@@ -517,7 +522,7 @@ async fn run(cli: Cli) -> Result<()> {
                 );
             }
             let state = offline_state(store, web).await?;
-            admin::pmtiles(&state, &out, minzoom, maxzoom).await
+            admin::pmtiles(&state, &out, minzoom, maxzoom, layers).await
         }
         Command::PublishSite {
             store,

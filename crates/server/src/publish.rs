@@ -360,15 +360,20 @@ pub async fn archive_metadata(
     }))
 }
 
-/// `chizu pmtiles`: the public archive alone.
+/// `chizu pmtiles`: the public archive alone; `layers`, when given, instead
+/// of the style's (each must be public).
 pub async fn pmtiles(
     state: &Arc<AppState>,
     out: &Path,
     minzoom: Option<u8>,
     maxzoom: Option<u8>,
+    layers: Option<Vec<String>>,
 ) -> Result<(ArchivePlan, ArchiveReport), PublishError> {
     let style = public_style(state).await?;
-    let plan = ArchivePlan::of_style(&style, minzoom, maxzoom)?;
+    let mut plan = ArchivePlan::of_style(&style, minzoom, maxzoom)?;
+    if let Some(layers) = layers {
+        plan.layers = layers;
+    }
     let catalog = get_json(state, "/catalog").await?;
     let metadata = archive_metadata(state, &plan, &catalog).await?;
     let report = write_pmtiles(state, &plan, &metadata, out).await?;
