@@ -360,3 +360,110 @@ fn http_behaviour_of_tiles_and_metadata() {
         serde_json::json!({"status": "ok"})
     );
 }
+
+/// OGC API - Tiles: from the landing page by links only, as a client would,
+/// to the same bytes `/tiles` serves; staff layers stay out of the anonymous
+/// dataset tileset and answer 404 like layers that do not exist.
+#[test]
+fn ogc_api_tiles_lead_to_the_same_tiles() {
+    let city = City::new();
+    let out = city.ingest(&["--all"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let server = Server::start(&city.store());
+    let link = |doc: &Value, rel: &str| -> String {
+        let href = (doc["links"].as_array().unwrap().iter())
+            .find(|l| l["rel"] == rel)
+            .unwrap_or_else(|| panic!("no {rel} link in {doc}"))["href"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        href.strip_prefix(&server.base).unwrap_or(&href).to_string()
+    };
+    let conformance = server.get("/ogc/conformance").json();
+    let classes = conformance["conformsTo"].to_string();
+    assert!(classes.contains("ogcapi-tiles-1/1.0/conf/mvt"), "{classes}");
+    let landing = server.get("/ogc").json();
+    let vector = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector";
+    let tilesets = server.get(&link(&landing, vector)).json();
+    let tileset_path = link(&tilesets["tilesets"][0], "self");
+    let tileset = server.get(&tileset_path).json();
+    assert_eq!(tileset["dataType"], "vector");
+    let ids: Vec<&str> = (tileset["layers"].as_array().unwrap().iter())
+        .map(|l| l["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"parcels") && !ids.contains(&"water_pipes"),
+        "{ids:?}"
+    );
+    // The tile matrix set: 256-pixel Web Mercator tiles, halving at each zoom.
+    let tms = server
+        .get(&link(
+            &tileset,
+            "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme",
+        ))
+        .json();
+    let m14 = &tms["tileMatrices"][14];
+    assert_eq!(m14["matrixWidth"], 1 << 14);
+    let cell = m14["cellSize"].as_f64().unwrap();
+    assert!(
+        (cell * 256.0 * 16384.0 - 40_075_016.686).abs() < 0.01,
+        "{cell}"
+    );
+
+    // A z14 tile of the city through the template (row = y, column = x).
+    let template = link(&tileset, "item");
+    let limit = (tileset["tileMatrixSetLimits"].as_array().unwrap().iter())
+        .find(|l| l["tileMatrix"] == "14")
+        .unwrap();
+    let (row, col) = (
+        (limit["minTileRow"].as_u64().unwrap() + limit["maxTileRow"].as_u64().unwrap()) / 2,
+        (limit["minTileCol"].as_u64().unwrap() + limit["maxTileCol"].as_u64().unwrap()) / 2,
+    );
+    let url = template
+        .replace("{tileMatrix}", "14")
+        .replace("{tileRow}", &row.to_string())
+        .replace("{tileCol}", &col.to_string());
+    let ogc = server.get(&url);
+    assert_eq!(ogc.status, 200, "{url}");
+    assert_eq!(
+        ogc.header("content-type"),
+        Some("application/vnd.mapbox-vector-tile")
+    );
+    let plain = server.get(&format!("/tiles/{}/14/{col}/{row}.mvt", ids.join(",")));
+    assert_eq!(ogc.body, plain.body, "the same tile by both routes");
+    let decoded = decode_with_python(&[{
+        let path = city.path().join("ogc.mvt");
+        std::fs::write(&path, &ogc.body).unwrap();
+        path
+    }]);
+    assert!(decoded.to_string().contains("parcels"), "{decoded}");
+
+    // One collection's tileset and tile.
+    let parcels = server.get("/ogc/collections/parcels").json();
+    let sets = server.get(&link(&parcels, vector)).json();
+    let set = server.get(&link(&sets["tilesets"][0], "self")).json();
+    let url = link(&set, "item")
+        .replace("{tileMatrix}", "14")
+        .replace("{tileRow}", &row.to_string())
+        .replace("{tileCol}", &col.to_string());
+    let one = server.get(&url);
+    assert_eq!(
+        one.body,
+        server
+            .get(&format!("/tiles/parcels/14/{col}/{row}.mvt"))
+            .body
+    );
+    // Staff data: the same 404 as a layer that does not exist.
+    for path in [
+        "/ogc/collections/water_pipes/tiles",
+        "/ogc/collections/water_pipes/tiles/WebMercatorQuad",
+        &format!("/ogc/collections/water_pipes/tiles/WebMercatorQuad/14/{row}/{col}"),
+    ] {
+        let r = server.get(path);
+        let missing = server.get(&path.replace("water_pipes", "no_such_layer"));
+        assert_eq!(r.status, 404, "{path}");
+        let as_text = |b: &[u8]| String::from_utf8_lossy(b).replace("water_pipes", "X");
+        let missing_text = String::from_utf8_lossy(&missing.body).replace("no_such_layer", "X");
+        assert_eq!(as_text(&r.body), missing_text, "{path}");
+    }
+}

@@ -15,6 +15,7 @@ mod limits;
 mod lookup;
 mod metrics;
 mod ogc;
+mod ogc_tiles;
 mod openapi;
 pub mod publish;
 mod selection;
@@ -63,6 +64,29 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/ogc/collections/{id}/queryables", reads(ogc::queryables))
         .route("/ogc/collections/{id}/items", reads(ogc::items))
         .route("/ogc/collections/{id}/items/{fid}", reads(ogc::item))
+        .route("/ogc/tileMatrixSets", reads(ogc_tiles::tile_matrix_sets))
+        .route(
+            "/ogc/tileMatrixSets/{id}",
+            reads(ogc_tiles::tile_matrix_set),
+        )
+        .route("/ogc/tiles", reads(ogc_tiles::dataset_tilesets))
+        .route("/ogc/tiles/{tms}", reads(ogc_tiles::dataset_tileset))
+        .route(
+            "/ogc/tiles/{tms}/{z}/{row}/{col}",
+            reads(ogc_tiles::dataset_tile),
+        )
+        .route(
+            "/ogc/collections/{id}/tiles",
+            reads(ogc_tiles::collection_tilesets),
+        )
+        .route(
+            "/ogc/collections/{id}/tiles/{tms}",
+            reads(ogc_tiles::collection_tileset),
+        )
+        .route(
+            "/ogc/collections/{id}/tiles/{tms}/{z}/{row}/{col}",
+            reads(ogc_tiles::collection_tile),
+        )
         .route("/tiles/{file}", reads(tiles::tilejson))
         .route("/tiles/{layers}/{z}/{x}/{y}", reads(tiles::tile))
         .route("/styles/{file}", reads(web::style))

@@ -81,12 +81,14 @@ pub async fn landing(
     Ok(json_response(
         json!({
             "title": "chizu",
-            "description": "Kashima City integrated GIS: OGC API - Features",
+            "description": "Kashima City integrated GIS: OGC API - Features and Tiles",
             "links": [
                 {"href": format!("{b}"), "rel": "self", "type": "application/json", "title": "this document"},
                 {"href": format!("{b}/api"), "rel": "service-desc", "type": "application/vnd.oai.openapi+json;version=3.0", "title": "the API definition"},
                 {"href": format!("{b}/conformance"), "rel": "conformance", "type": "application/json", "title": "conformance classes"},
                 {"href": format!("{b}/collections"), "rel": "data", "type": "application/json", "title": "collections"},
+                {"href": format!("{b}/tiles"), "rel": crate::ogc_tiles::REL_TILESETS_VECTOR, "type": "application/json", "title": "vector tiles of every layer"},
+                {"href": format!("{b}/tileMatrixSets"), "rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes", "type": "application/json", "title": "tile matrix sets"},
                 {"href": format!("{b}?f=html"), "rel": "alternate", "type": "text/html", "title": "this document as HTML (the open data page)"},
             ]
         }),
@@ -96,11 +98,12 @@ pub async fn landing(
 }
 
 pub async fn conformance(ctx: Ctx) -> Response {
-    json_response(
-        json!({ "conformsTo": CONFORMANCE }),
-        &ctx,
-        "application/json",
-    )
+    let all: Vec<&str> = CONFORMANCE
+        .iter()
+        .chain(crate::ogc_tiles::CONFORMANCE)
+        .copied()
+        .collect();
+    json_response(json!({ "conformsTo": all }), &ctx, "application/json")
 }
 
 async fn collection_json(
@@ -126,7 +129,8 @@ async fn collection_json(
             {"href": href, "rel": "self", "type": "application/json"},
             {"href": format!("{href}/items"), "rel": "items", "type": GEOJSON},
             {"href": format!("{href}/queryables"), "rel": "http://www.opengis.net/def/rel/ogc/1.0/queryables", "type": "application/schema+json"},
-            {"href": format!("{}/tiles/{}.json", base.trim_end_matches("/ogc"), c.id), "rel": "tilesets-vector", "type": "application/json"},
+            {"href": format!("{href}/tiles"), "rel": crate::ogc_tiles::REL_TILESETS_VECTOR, "type": "application/json"},
+            {"href": format!("{}/tiles/{}.json", base.trim_end_matches("/ogc"), c.id), "rel": "describedby", "type": "application/json", "title": "TileJSON"},
         ],
     }))
 }
@@ -186,7 +190,7 @@ pub async fn collection(
     ))
 }
 
-fn json_type(ty: FieldType) -> (&'static str, Option<&'static str>) {
+pub(crate) fn json_type(ty: FieldType) -> (&'static str, Option<&'static str>) {
     match ty {
         FieldType::Text => ("string", None),
         FieldType::Date => ("string", Some("date")),

@@ -15,7 +15,7 @@ use chizu_tiles::{LayerSpec, TileFeature};
 use std::io::Write;
 use std::sync::Arc;
 
-const MVT_MEDIA_TYPE: &str = "application/vnd.mapbox-vector-tile";
+pub(crate) const MVT_MEDIA_TYPE: &str = "application/vnd.mapbox-vector-tile";
 /// At most this many layers in one composite tile request.
 const MAX_COMPOSITE: usize = 16;
 
@@ -93,6 +93,18 @@ pub async fn tile(
         }
         _ => return Err(ApiError::not_found("z, x and y must be whole numbers")),
     };
+    serve_tile(&state, &ctx, &names, coord, &headers).await
+}
+
+/// A tile of the layers named (comma-separated) as the caller sees them,
+/// from the cache or rendered: shared by `/tiles` and OGC API - Tiles.
+pub(crate) async fn serve_tile(
+    state: &Arc<AppState>,
+    ctx: &Ctx,
+    names: &str,
+    coord: TileCoord,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     let ids: Vec<&str> = names.split(',').collect();
     if ids.len() > MAX_COMPOSITE {
         return Err(ApiError::bad_request(format!(
@@ -149,9 +161,9 @@ pub async fn tile(
         .metrics
         .tiles_served
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    audit(&state, &ctx, &selected, &tile, coord);
-    let mut response = respond(&tile, &headers, MVT_MEDIA_TYPE, "public, max-age=60");
-    crate::private_unless_anonymous(&ctx, response.headers_mut());
+    audit(state, ctx, &selected, &tile, coord);
+    let mut response = respond(&tile, headers, MVT_MEDIA_TYPE, "public, max-age=60");
+    crate::private_unless_anonymous(ctx, response.headers_mut());
     Ok(response)
 }
 
