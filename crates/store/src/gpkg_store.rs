@@ -164,15 +164,18 @@ impl LayerReads for GpkgStore {
         let mut conn = self.pool.acquire().await.map_err(|e| self.db(e))?;
         let mut tx = conn.begin().await.map_err(|e| self.db(e))?;
         let meta = self.layer_row(&mut *tx, id).await?;
-        let rows = sqlx::query(&features_sql(&meta))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(|e| self.db(e))?;
+        // Rows are decoded as they are read, not held all at once beside
+        // their features: the server's peak while loading is what it keeps.
+        let sql = features_sql(&meta);
+        let mut features = Vec::with_capacity(meta.feature_count as usize);
+        {
+            use futures::TryStreamExt;
+            let mut rows = sqlx::query(&sql).fetch(&mut *tx);
+            while let Some(row) = rows.try_next().await.map_err(|e| self.db(e))? {
+                features.push(self.decode_row(id, &meta, &row)?);
+            }
+        }
         tx.commit().await.map_err(|e| self.db(e))?;
-        let features = rows
-            .iter()
-            .map(|row| self.decode_row(id, &meta, row))
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(LayerSnapshot { meta, features })
     }
 

@@ -49,7 +49,7 @@ pub struct FontStack(Vec<usize>);
 /// One face of a font file (a collection holds several).
 struct Face {
     name: String,
-    data: Arc<[u8]>,
+    data: Arc<memmap2::Mmap>,
     index: u32,
 }
 
@@ -94,11 +94,16 @@ impl FontLibrary {
     }
 
     fn add_file(&mut self, path: &Path) -> Result<(), GlyphError> {
-        let bytes = std::fs::read(path).map_err(|source| GlyphError::Read {
+        let read_error = |source| GlyphError::Read {
             path: path.to_path_buf(),
             source,
-        })?;
-        let data: Arc<[u8]> = bytes.into();
+        };
+        let file = std::fs::File::open(path).map_err(read_error)?;
+        // Mapped, not read: the CJK collections are ~20 MB each, and only the
+        // pages of the glyphs labels ask for are ever touched.
+        // SAFETY: font files are installed packages, not rewritten while the
+        // server runs; a truncated file would fault, as reading it would fail.
+        let data = Arc::new(unsafe { memmap2::Mmap::map(&file) }.map_err(read_error)?);
         let count = ttf_parser::fonts_in_collection(&data).unwrap_or(1);
         let before = self.faces.len();
         for index in 0..count {
