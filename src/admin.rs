@@ -399,7 +399,7 @@ pub async fn export(
     let written = tokio::task::spawn_blocking(move || {
         let fields = layer_view.fields.clone();
         let mut features = std::iter::from_fn(|| receiver.blocking_recv())
-            .filter(|f| selection.admits(&layer_view, &f.properties, &f.geometry))
+            .filter(|f| selection.admits(&layer_view, &f.properties, || f.geometry.clone()))
             .map(|mut f| {
                 f.properties = fields
                     .iter()

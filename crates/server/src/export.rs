@@ -106,7 +106,7 @@ fn produce(req: &ExportRequest, cancel: Arc<AtomicBool>) -> std::sync::mpsc::Rec
             sent += 1;
             let feature = Feature {
                 id: f.id,
-                geometry: f.lonlat.clone(),
+                geometry: f.lonlat(),
                 properties: (selection.properties.iter())
                     .map(|p| f.properties[*p].clone())
                     .collect(),

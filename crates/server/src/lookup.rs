@@ -13,7 +13,7 @@ use chizu_core::search::normalize;
 use chizu_core::tile::lonlat_to_mercator;
 use chizu_core::{Bounds, GeometryKind};
 use chizu_store::{IndexedFeature, LayerSource};
-use geo::{BoundingRect, Contains, Point};
+use geo::{Contains, Point};
 use serde::Deserialize;
 use serde_json::{Map, json};
 use std::sync::Arc;
@@ -133,8 +133,8 @@ fn point_hits(
             budget.check_every(step, 64)?;
             let hit = view.admits(&f.properties)
                 && match c.geometry {
-                    GeometryKind::Polygon => f.lonlat.contains(&here),
-                    _ => chizu_core::cql2::distance_m(here.0, &f.lonlat) <= tolerance_m,
+                    GeometryKind::Polygon => f.lonlat().contains(&here),
+                    _ => chizu_core::cql2::distance_m(here.0, &f.lonlat()) <= tolerance_m,
                 };
             if hit {
                 hits.push(f);
@@ -384,10 +384,8 @@ fn result_json(
         .filter_map(|i| f.properties[*i].as_text())
         .filter(|s| !s.is_empty())
         .collect();
-    let bbox = f
-        .lonlat
-        .bounding_rect()
-        .map(|r| [r.min().x, r.min().y, r.max().x, r.max().y]);
+    let b = f.lonlat_bounds();
+    let bbox = (!b.is_empty()).then_some([b.min_x, b.min_y, b.max_x, b.max_y]);
     json!({
         "layer": c.id,
         "layer_title": c.title,

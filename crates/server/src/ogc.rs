@@ -267,7 +267,7 @@ fn feature_json(
     crs: Crs,
 ) -> Result<serde_json::Value, ApiError> {
     let c = &index.meta().config;
-    let mut g = f.lonlat.clone();
+    let mut g = f.lonlat();
     crs.from_lonlat(&mut g)
         .map_err(|e| ApiError::internal("reprojection", e))?;
     let mut properties = Map::new();

@@ -250,14 +250,22 @@ impl Selection {
 
     /// Whether one feature (its row and longitude/latitude geometry) is
     /// selected: the view's rows, the bbox, the filter, the equality filters.
-    pub fn admits(&self, view: &LayerView, row: &[Value], lonlat: &Geometry<f64>) -> bool {
-        view.admits(row)
-            && self.bbox.as_ref().is_none_or(|b| b.intersects(lonlat))
-            && self
-                .filter
-                .as_ref()
-                .is_none_or(|e| e.matches_feature(row, lonlat))
-            && self.equals.iter().all(|(i, v)| text_of(&row[*i]) == *v)
+    /// The geometry is asked for only when the bbox or the filter needs it.
+    pub fn admits(
+        &self,
+        view: &LayerView,
+        row: &[Value],
+        lonlat: impl FnOnce() -> Geometry<f64>,
+    ) -> bool {
+        if !(view.admits(row) && self.equals.iter().all(|(i, v)| text_of(&row[*i]) == *v)) {
+            return false;
+        }
+        if self.bbox.is_none() && self.filter.is_none() {
+            return true;
+        }
+        let lonlat = lonlat();
+        self.bbox.as_ref().is_none_or(|b| b.intersects(&lonlat))
+            && (self.filter.as_ref()).is_none_or(|e| e.matches_feature(row, &lonlat))
     }
 
     /// The longitude/latitude box every selected feature meets, when the bbox or
@@ -295,7 +303,7 @@ impl Selection {
                 return false;
             }
             step += 1;
-            !self.admits(view, &f.properties, &f.lonlat) || visit(f)
+            !self.admits(view, &f.properties, || f.lonlat()) || visit(f)
         })?;
         stopped.map_or(Ok(()), Err)
     }

@@ -303,7 +303,7 @@ impl AppState {
             source.scan(None, &push, &mut |f| {
                 if view.admits(&f.properties) {
                     count += 1;
-                    bounds.expand(&Bounds::of_geometry(&f.lonlat));
+                    bounds.expand(&f.lonlat_bounds());
                 }
                 true
             })?;

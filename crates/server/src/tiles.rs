@@ -261,7 +261,7 @@ pub fn render(
                     id: f.id,
                     geometry: &f.mercator,
                     properties: &f.properties,
-                    label: f.label,
+                    label: f.label.as_deref().copied(),
                 })
                 .collect();
             (spec, features)

@@ -586,7 +586,7 @@ impl PgLayer {
     ) -> Result<(), StoreError> {
         self.runtime
             .block_on(self.stream_async(query, &mut |mut f| {
-                f.label = self.label_of(f.id);
+                f.label = self.label_of(f.id).map(Box::new);
                 visit(f)
             }))
     }
