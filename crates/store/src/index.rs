@@ -43,14 +43,7 @@ impl IndexedFeature {
         if m.is_empty() {
             return m;
         }
-        let (min_x, min_y) = mercator_to_lonlat(m.min_x, m.min_y);
-        let (max_x, max_y) = mercator_to_lonlat(m.max_x, m.max_y);
-        Bounds {
-            min_x,
-            min_y,
-            max_x,
-            max_y,
-        }
+        crate::source::lonlat_box(&m)
     }
 }
 

@@ -10,7 +10,7 @@
 use crate::{IndexedFeature, LayerIndex, StoreError, StoredLayer};
 use chizu_core::Bounds;
 use chizu_core::search::{PlaceIndex, SearchIndex};
-use chizu_core::tile::lonlat_to_mercator;
+use chizu_core::tile::{lonlat_to_mercator, mercator_to_lonlat};
 use std::borrow::Cow;
 
 /// What a query may leave to the database: conditions it checks exactly as
@@ -76,6 +76,18 @@ pub trait LayerSource: Send + Sync {
         position: u32,
         push: &Pushdown,
     ) -> Result<Option<Cow<'_, IndexedFeature>>, StoreError>;
+}
+
+/// A Web Mercator box in longitude/latitude (the inverse of [`mercator_box`]).
+pub fn lonlat_box(mercator: &Bounds) -> Bounds {
+    let (min_x, min_y) = mercator_to_lonlat(mercator.min_x, mercator.min_y);
+    let (max_x, max_y) = mercator_to_lonlat(mercator.max_x, mercator.max_y);
+    Bounds {
+        min_x,
+        min_y,
+        max_x,
+        max_y,
+    }
 }
 
 /// A longitude/latitude box in Web Mercator metres.
