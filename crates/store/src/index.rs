@@ -80,8 +80,23 @@ impl LayerIndex {
     /// Projects every feature to Web Mercator and bulk-loads the tree (O(n log n)).
     pub fn build(snapshot: LayerSnapshot) -> LayerIndex {
         let mut entries = Vec::with_capacity(snapshot.features.len());
+        // A place's extent is taken from the stored coordinates, exactly as
+        // PostgreSQL computes it, not from the way back out of Web Mercator:
+        // every backend answers with the same numbers.
+        let has_places = snapshot
+            .meta
+            .config
+            .fields
+            .iter()
+            .any(|f| f.place.is_some());
+        let mut stored_bounds = Vec::new();
         let mut features: Vec<IndexedFeature> = (snapshot.features.into_iter())
-            .map(IndexedFeature::from)
+            .map(|f| {
+                if has_places {
+                    stored_bounds.push(Bounds::of_geometry(&f.geometry));
+                }
+                IndexedFeature::from(f)
+            })
             .collect();
         if let Some(field) = (snapshot.meta.config.label.as_deref())
             .and_then(|name| snapshot.meta.config.field_index(name))
@@ -120,7 +135,7 @@ impl LayerIndex {
                     .map(|text| (pos as u32, *field as u32, text))
             })
         }));
-        let places = PlaceIndex::build(features.iter().flat_map(|f| {
+        let places = PlaceIndex::build(features.iter().zip(&stored_bounds).flat_map(|(f, b)| {
             (config.fields.iter().enumerate())
                 .filter(|(_, def)| def.place.is_some())
                 .filter_map(|(i, def)| {
@@ -128,7 +143,7 @@ impl LayerIndex {
                     let reading = (def.reading.as_deref())
                         .and_then(|r| config.field_index(r))
                         .and_then(|r| f.properties[r].as_text());
-                    Some((i as u32, text, reading, f.lonlat_bounds()))
+                    Some((i as u32, text, reading, *b))
                 })
         }));
         LayerIndex {
