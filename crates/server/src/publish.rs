@@ -302,11 +302,7 @@ fn lonlat_bounds(metadata: &Value) -> [f64; 4] {
 
 /// The archive's metadata: TileJSON fields of the composite source (its
 /// layers with their public fields, zooms, bounds, attribution).
-pub async fn archive_metadata(
-    state: &Arc<AppState>,
-    plan: &ArchivePlan,
-    catalog: &Value,
-) -> Result<Value, PublishError> {
+pub fn archive_metadata(plan: &ArchivePlan, catalog: &Value) -> Result<Value, PublishError> {
     let entries = catalog.get("layers").and_then(Value::as_array);
     let of = |id: &str| (entries.into_iter().flatten()).find(|l| l["id"] == id);
     let mut bounds = Bounds::EMPTY;
@@ -341,7 +337,6 @@ pub async fn archive_metadata(
             "description": layer["title"]["en"].as_str().or(layer["title"]["ja"].as_str()),
         }));
     }
-    let _ = state;
     let bounds = if bounds.is_empty() {
         vec![-180.0, -85.051_128_779_806_59, 180.0, 85.051_128_779_806_59]
     } else {
@@ -375,7 +370,7 @@ pub async fn pmtiles(
         plan.layers = layers;
     }
     let catalog = get_json(state, "/catalog").await?;
-    let metadata = archive_metadata(state, &plan, &catalog).await?;
+    let metadata = archive_metadata(&plan, &catalog)?;
     let report = write_pmtiles(state, &plan, &metadata, out).await?;
     Ok((plan, report))
 }
@@ -411,7 +406,7 @@ pub async fn site(
     let style = public_style(state).await?;
     let plan = ArchivePlan::of_style(&style, minzoom, maxzoom)?;
     let catalog = get_json(state, "/catalog").await?;
-    let metadata = archive_metadata(state, &plan, &catalog).await?;
+    let metadata = archive_metadata(&plan, &catalog)?;
     let archive = write_pmtiles(state, &plan, &metadata, &out.join(ARCHIVE_NAME)).await?;
     let glyph_ranges = write_glyphs(state, &style, &plan, out).await?;
     write_file(
