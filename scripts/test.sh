@@ -8,7 +8,7 @@ scripts/setup-deps.sh
 # The browser tests drive the built viewer (and playwright-core from its lock file).
 scripts/build-viewer.sh
 cargo fmt --all -- --check
-cargo clippy --all-targets -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 # The benches are built (not run) so that they keep compiling.
 cargo build --benches
 cargo test --all -- --test-threads 2

@@ -1,6 +1,7 @@
 //! Typed attribute values and the coercion of raw source values into a layer's schema.
 
 use crate::config::FieldType;
+pub use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -12,7 +13,10 @@ pub enum Value {
     Bool(bool),
     Int(i64),
     Float(f64),
-    Text(String),
+    /// Inline up to 24 bytes (a chiban, a name, a land use: most of a city's
+    /// text), on the heap beyond: an in-memory layer of 200,000 lots with
+    /// three text fields keeps 600,000 fewer allocations (~19 MB).
+    Text(CompactString),
 }
 
 impl Value {
@@ -35,7 +39,7 @@ impl Value {
             Value::Float(f) => serde_json::Number::from_f64(*f)
                 .map(serde_json::Value::Number)
                 .unwrap_or(serde_json::Value::Null),
-            Value::Text(s) => serde_json::Value::String(s.clone()),
+            Value::Text(s) => serde_json::Value::String(s.to_string()),
         }
     }
 
@@ -53,9 +57,9 @@ impl Value {
             (_, Value::Null) => Ok(Value::Null),
             (_, Value::Text(s)) if s.trim().is_empty() => Ok(Value::Null),
             (FieldType::Text, Value::Text(s)) => Ok(Value::Text(s)),
-            (FieldType::Text, Value::Int(i)) => Ok(Value::Text(i.to_string())),
-            (FieldType::Text, Value::Float(f)) => Ok(Value::Text(format_float(f))),
-            (FieldType::Text, Value::Bool(b)) => Ok(Value::Text(b.to_string())),
+            (FieldType::Text, Value::Int(i)) => Ok(Value::Text(i.to_string().into())),
+            (FieldType::Text, Value::Float(f)) => Ok(Value::Text(format_float(f).into())),
+            (FieldType::Text, Value::Bool(b)) => Ok(Value::Text(b.to_string().into())),
             (FieldType::Integer, Value::Int(i)) => Ok(Value::Int(i)),
             (FieldType::Integer, v @ Value::Float(f)) => {
                 if f.fract() == 0.0 && f.abs() < 9.0e15 {
@@ -104,7 +108,9 @@ impl Value {
             }
             (FieldType::Date, v @ Value::Text(_)) => {
                 let s = v.as_text().unwrap_or_default().trim();
-                parse_date(s).map(Value::Text).ok_or_else(|| fail(&v))
+                parse_date(s)
+                    .map(|d| Value::Text(d.into()))
+                    .ok_or_else(|| fail(&v))
             }
             (_, v) => Err(fail(&v)),
         }

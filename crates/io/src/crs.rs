@@ -225,6 +225,19 @@ pub fn area_of_use(code: u32) -> Option<AreaOfUse> {
     })
 }
 
+/// The ESRI WKT 1 definition of `EPSG:code`, as a shapefile's `.prj` wants it.
+pub fn esri_wkt(code: u32) -> Result<String, IoError> {
+    let p = Proj::new(&format!("EPSG:{code}")).map_err(|e| IoError::Crs {
+        crs: format!("EPSG:{code}"),
+        message: e.to_string(),
+    })?;
+    p.as_wkt(Some(proj::wkt::WktVersion::Wkt1_Esri), None)
+        .map_err(|e| IoError::Crs {
+            crs: format!("EPSG:{code}"),
+            message: e.to_string(),
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,17 +281,4 @@ mod tests {
         );
         assert!(wkt(4326).unwrap().starts_with("GEOGCS[\"WGS 84\""));
     }
-}
-
-/// The ESRI WKT 1 definition of `EPSG:code`, as a shapefile's `.prj` wants it.
-pub fn esri_wkt(code: u32) -> Result<String, IoError> {
-    let p = Proj::new(&format!("EPSG:{code}")).map_err(|e| IoError::Crs {
-        crs: format!("EPSG:{code}"),
-        message: e.to_string(),
-    })?;
-    p.as_wkt(Some(proj::wkt::WktVersion::Wkt1_Esri), None)
-        .map_err(|e| IoError::Crs {
-            crs: format!("EPSG:{code}"),
-            message: e.to_string(),
-        })
 }

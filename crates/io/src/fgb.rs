@@ -27,7 +27,7 @@ impl PropertyProcessor for Collect<'_> {
             ColumnValue::Float(x) => Value::Float(x.to_string().parse().unwrap_or(*x as f64)),
             ColumnValue::Double(x) => Value::Float(*x),
             ColumnValue::String(s) | ColumnValue::Json(s) | ColumnValue::DateTime(s) => {
-                Value::Text(s.to_string())
+                Value::Text((*s).into())
             }
             ColumnValue::Binary(_) => Value::Null,
         };

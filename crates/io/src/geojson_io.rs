@@ -67,8 +67,8 @@ pub fn json_to_value(v: serde_json::Value) -> Value {
             Some(i) => Value::Int(i),
             None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
         },
-        serde_json::Value::String(s) => Value::Text(s),
-        other => Value::Text(other.to_string()),
+        serde_json::Value::String(s) => Value::Text(s.into()),
+        other => Value::Text(other.to_string().into()),
     }
 }
 

@@ -703,7 +703,7 @@ async fn read_all(path: &Path, table: Option<&str>) -> Result<Vec<RawFeature>, I
                 match raw.type_info().name() {
                     "INTEGER" => Value::Int(row.try_get(c).map_err(db)?),
                     "REAL" => Value::Float(row.try_get(c).map_err(db)?),
-                    "TEXT" => Value::Text(row.try_get(c).map_err(db)?),
+                    "TEXT" => Value::Text(row.try_get::<&str, _>(c).map_err(db)?.into()),
                     _ => Value::Null,
                 }
             };

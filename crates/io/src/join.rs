@@ -75,7 +75,7 @@ impl Ledger {
                 .filter(|i| !key_at.contains(i))
                 .map(|i| match record[i].trim() {
                     "" => Value::Null,
-                    v => Value::Text(v.to_string()),
+                    v => Value::Text(v.to_string().into()),
                 })
                 .collect();
             if let Some((first, _, _)) = rows.insert(key.clone(), (line, values, false)) {

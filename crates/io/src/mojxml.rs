@@ -688,7 +688,7 @@ impl Sheet {
                     Ok((
                         line.map(Geometry::LineString),
                         vec![
-                            ("種類".to_string(), Value::Text(class.to_string())),
+                            ("種類".to_string(), Value::Text(class.into())),
                             (
                                 "線種別".to_string(),
                                 text_value(r.text("線種別").unwrap_or("")),
@@ -834,9 +834,9 @@ impl Sheet {
                     .and_then(|t| t.parse::<u32>().ok())
             };
             match (part("年"), part("月"), part("日")) {
-                (Some(y), Some(m), Some(d)) => Value::Text(format!("{y:04}-{m:02}-{d:02}")),
-                (Some(y), Some(m), None) => Value::Text(format!("{y:04}-{m:02}")),
-                (Some(y), None, None) => Value::Text(format!("{y:04}")),
+                (Some(y), Some(m), Some(d)) => Value::Text(format!("{y:04}-{m:02}-{d:02}").into()),
+                (Some(y), Some(m), None) => Value::Text(format!("{y:04}-{m:02}").into()),
+                (Some(y), None, None) => Value::Text(format!("{y:04}").into()),
                 _ => Value::Null,
             }
         };
@@ -959,7 +959,7 @@ fn text_value(s: &str) -> Value {
     if s.is_empty() {
         Value::Null
     } else {
-        Value::Text(s.to_string())
+        Value::Text(s.into())
     }
 }
 

@@ -277,24 +277,27 @@ impl FloatColumns {
 fn field_value(v: dbase::FieldValue) -> Value {
     use dbase::FieldValue as F;
     match v {
-        F::Character(s) => s.map(Value::Text).unwrap_or(Value::Null),
-        F::Memo(s) => Value::Text(s),
+        F::Character(s) => s.map(|s| Value::Text(s.into())).unwrap_or(Value::Null),
+        F::Memo(s) => Value::Text(s.into()),
         F::Numeric(n) => n.map(Value::Float).unwrap_or(Value::Null),
         F::Float(n) => n
             .map(|f| Value::Float(f.to_string().parse().unwrap_or(f as f64)))
             .unwrap_or(Value::Null),
         F::Logical(b) => b.map(Value::Bool).unwrap_or(Value::Null),
         F::Date(d) => d
-            .map(|d| Value::Text(format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())))
+            .map(|d| Value::Text(format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day()).into()))
             .unwrap_or(Value::Null),
         F::Integer(i) => Value::Int(i as i64),
         F::Currency(f) | F::Double(f) => Value::Float(f),
-        F::DateTime(dt) => Value::Text(format!(
-            "{:04}-{:02}-{:02}",
-            dt.date().year(),
-            dt.date().month(),
-            dt.date().day()
-        )),
+        F::DateTime(dt) => Value::Text(
+            format!(
+                "{:04}-{:02}-{:02}",
+                dt.date().year(),
+                dt.date().month(),
+                dt.date().day()
+            )
+            .into(),
+        ),
     }
 }
 
@@ -310,7 +313,9 @@ impl dbase::WritableRecord for Row<'_> {
     ) -> Result<(), dbase::FieldError> {
         for (field, value) in self.fields.iter().zip(self.values) {
             let v = match (field.ty, value) {
-                (FieldType::Text, Value::Text(s)) => dbase::FieldValue::Character(Some(s.clone())),
+                (FieldType::Text, Value::Text(s)) => {
+                    dbase::FieldValue::Character(Some(s.to_string()))
+                }
                 (FieldType::Text, Value::Null) => dbase::FieldValue::Character(None),
                 (FieldType::Integer | FieldType::Float, Value::Int(i)) => {
                     dbase::FieldValue::Numeric(Some(*i as f64))

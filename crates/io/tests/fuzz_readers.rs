@@ -27,7 +27,7 @@ fn features() -> Vec<Feature> {
                     .to_polygon()
                     .into(),
                 properties: vec![
-                    Value::Text(format!("{i}-1 鹿島")),
+                    Value::Text(format!("{i}-1 鹿島").into()),
                     Value::Float(i as f64 * 12.5),
                 ],
             }
@@ -93,9 +93,11 @@ fn read(format: SourceFormat, path: &Path) -> Result<usize, String> {
     .map_err(|e| e.to_string())
 }
 
-fn written_once() -> &'static (PathBuf, Vec<(SourceFormat, PathBuf)>) {
-    static ONCE: std::sync::OnceLock<(tempfile::TempDir, (PathBuf, Vec<(SourceFormat, PathBuf)>))> =
-        std::sync::OnceLock::new();
+/// The directory of the originals and each format's file in it.
+type Written = (PathBuf, Vec<(SourceFormat, PathBuf)>);
+
+fn written_once() -> &'static Written {
+    static ONCE: std::sync::OnceLock<(tempfile::TempDir, Written)> = std::sync::OnceLock::new();
     &ONCE
         .get_or_init(|| {
             let dir = tempfile::tempdir().unwrap();

@@ -388,19 +388,19 @@ impl Town {
                     let from_centre = dist(district.center, self.world(a, b));
                     let chimoku = names::chimoku(from_centre, rng);
                     let aza_value = if n % 211 == 3 {
-                        Value::Text(String::new())
+                        Value::Text(String::new().into())
                     } else {
                         Value::Text(aza.into())
                     };
                     features.push(Feature {
                         id: n as u64 + 1,
                         properties: vec![
-                            Value::Text(chiban),
+                            Value::Text(chiban.into()),
                             Value::Text(district.name.into()),
                             aza_value,
                             Value::Text(chimoku.into()),
                             Value::Float((polygon.unsigned_area() * 100.0).round() / 100.0),
-                            Value::Text(names::person(rng)),
+                            Value::Text(names::person(rng).into()),
                         ],
                         geometry: MultiPolygon::new(vec![polygon]).into(),
                     });
@@ -641,18 +641,21 @@ fn road(
     let inspected = if n % 97 == 13 {
         Value::Null
     } else {
-        Value::Text(format!(
-            "{}-{:02}-{:02}",
-            2015 + rng.below(10),
-            1 + rng.below(12),
-            1 + rng.below(28)
-        ))
+        Value::Text(
+            format!(
+                "{}-{:02}-{:02}",
+                2015 + rng.below(10),
+                1 + rng.below(12),
+                1 + rng.below(28)
+            )
+            .into(),
+        )
     };
     Feature {
         id: n as u64 + 1,
         geometry: LineString::new(points).into(),
         properties: vec![
-            Value::Text(name),
+            Value::Text(name.into()),
             Value::Text(class.into()),
             Value::Float(width),
             Value::Text(manager.into()),

@@ -41,7 +41,7 @@ pub fn write(out: &Path, parcels: &[Feature], districts: &[&str]) -> Result<(), 
     let of = |district: &str| -> Vec<&Feature> {
         parcels
             .iter()
-            .filter(|f| f.properties.get(1) == Some(&Value::Text(district.to_string())))
+            .filter(|f| f.properties.get(1) == Some(&Value::Text(district.to_string().into())))
             .collect()
     };
     let mut sheets = Vec::new();

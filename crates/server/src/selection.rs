@@ -384,7 +384,7 @@ fn filter_error(e: &cql2::FilterError, queryable: &dyn Fn() -> String) -> ApiErr
 
 fn text_of(v: &Value) -> String {
     match v {
-        Value::Text(s) => s.clone(),
+        Value::Text(s) => s.to_string(),
         Value::Null => String::new(),
         Value::Float(f) if f.fract() == 0.0 => format!("{f}"),
         other => other.to_string(),

@@ -59,7 +59,7 @@ fn fixture() -> &'static Fixture {
                             .to_polygon()
                             .into(),
                         properties: vec![
-                            Value::Text(format!("{i}-1")),
+                            Value::Text(format!("{i}-1").into()),
                             Value::Float(i as f64),
                             Value::Text("owner".into()),
                         ],

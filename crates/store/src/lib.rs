@@ -224,7 +224,7 @@ pub(crate) fn decode_properties<R>(
 where
     R: sqlx::Row,
     usize: sqlx::ColumnIndex<R>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> &'r str: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
@@ -235,8 +235,8 @@ where
         let c = first + i;
         let v = match field.ty {
             FieldType::Text | FieldType::Date => row
-                .try_get::<Option<String>, _>(c)
-                .map(|v| v.map(Value::Text)),
+                .try_get::<Option<&str>, _>(c)
+                .map(|v| v.map(|text| Value::Text(text.into()))),
             FieldType::Integer => row.try_get::<Option<i64>, _>(c).map(|v| v.map(Value::Int)),
             FieldType::Float => row
                 .try_get::<Option<f64>, _>(c)

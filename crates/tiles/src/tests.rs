@@ -297,7 +297,11 @@ fn features_under_a_pixel_go_first_with_their_area() {
     let mut geoms = squares(1.0, 3000);
     geoms.extend(squares(100.0, 20));
     let texts: Vec<Vec<Value>> = (0..geoms.len())
-        .map(|i| (0..10).map(|k| Value::Text(format!("v{i}-{k}"))).collect())
+        .map(|i| {
+            (0..10)
+                .map(|k| Value::Text(format!("v{i}-{k}").into()))
+                .collect()
+        })
         .collect();
     let features: Vec<_> = (geoms.iter().zip(&texts).enumerate())
         .map(|(i, (g, p))| TileFeature {
@@ -342,7 +346,7 @@ fn the_budget_holds_for_any_budget_and_keeps_the_largest() {
         .map(|i| squares(10.0 + i as f64, 1).remove(0))
         .collect();
     let texts: Vec<Vec<Value>> = (0..geoms.len())
-        .map(|i| vec![Value::Text("x".repeat(i % 50)), Value::Int(i as i64)])
+        .map(|i| vec![Value::Text("x".repeat(i % 50).into()), Value::Int(i as i64)])
         .collect();
     let features: Vec<_> = (geoms.iter().zip(&texts).enumerate())
         .map(|(i, (g, p))| TileFeature {

@@ -204,7 +204,9 @@ mod tests {
 
     #[test]
     fn the_length_is_exact_and_undo_restores_it() {
-        let texts: Vec<Value> = (0..300).map(|i| Value::Text("x".repeat(i % 140))).collect();
+        let texts: Vec<Value> = (0..300)
+            .map(|i| Value::Text("x".repeat(i % 140).into()))
+            .collect();
         let mut w = LayerWriter::new("layer");
         for (i, t) in texts.iter().enumerate() {
             let mark = w.mark();
