@@ -1,6 +1,7 @@
 //! `chizu`: the command line. Thin wiring over the library crates.
 
 use anyhow::{Context, Result, bail};
+use futures::StreamExt;
 mod admin;
 
 use chizu_access::AuthDb;
@@ -458,12 +459,24 @@ async fn run(cli: Cli) -> Result<()> {
             let options = ReadOptions {
                 fallback_encoding: encoding,
             };
+            // Layers are read, validated and reprojected side by side (one a
+            // core), while one at a time writes: a store has one writer, and
+            // each layer's rows go in as one transaction.
+            let writer = tokio::sync::Mutex::new(());
+            let progress = indicatif::MultiProgress::new();
+            let side_by_side = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+            let results: Vec<Result<()>> = futures::stream::iter(&selected)
+                .map(|config| {
+                    let bar = progress.add(indicatif::ProgressBar::new_spinner());
+                    ingest_one(&*store, config, &options, dry_run, (&writer, bar))
+                })
+                .buffered(side_by_side)
+                .collect()
+                .await;
             let mut failed = 0;
-            for config in &selected {
-                if let Err(e) = ingest_one(&*store, config, &options, dry_run).await {
-                    eprintln!("error: {e:#}");
-                    failed += 1;
-                }
+            for e in results.into_iter().filter_map(Result::err) {
+                eprintln!("error: {e:#}");
+                failed += 1;
             }
             store.close().await;
             if failed > 0 {
@@ -591,9 +604,10 @@ async fn ingest_one(
     config: &LayerConfig,
     options: &ReadOptions,
     dry_run: bool,
+    (writer, bar): (&tokio::sync::Mutex<()>, indicatif::ProgressBar),
 ) -> Result<()> {
     let started = std::time::Instant::now();
-    let bar = indicatif::ProgressBar::new_spinner().with_message(format!("{}: reading", config.id));
+    let bar = bar.with_message(format!("{}: reading", config.id));
     bar.set_style(
         indicatif::ProgressStyle::with_template("{spinner} {msg} {pos} features ({per_sec})")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
@@ -626,6 +640,7 @@ async fn ingest_one(
     for warning in &prepared.report.warnings {
         eprintln!("warning: {warning}");
     }
+    let _writing = writer.lock().await;
     if let Some((previous, changes)) = changes_since(store, config, &prepared.features).await? {
         println!("{}: changes from version {previous} {changes}", config.id);
     }
@@ -790,8 +805,17 @@ async fn demo(bind: SocketAddr, location: StoreLocation, web: WebArgs) -> Result
     let store = location.open(true).await?;
     let present = store.versions().await?;
     let configs = load_layers(Path::new("layers"))?;
+    let writer = tokio::sync::Mutex::new(());
     for config in configs.iter().filter(|c| !present.contains_key(&c.id)) {
-        ingest_one(&*store, config, &ReadOptions::default(), false).await?;
+        let bar = indicatif::ProgressBar::new_spinner();
+        ingest_one(
+            &*store,
+            config,
+            &ReadOptions::default(),
+            false,
+            (&writer, bar),
+        )
+        .await?;
     }
     store.close().await;
     // A staff login for the demo, with a fresh password each start.

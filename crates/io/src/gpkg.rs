@@ -298,8 +298,8 @@ pub async fn write_table(
     features: &[Feature],
 ) -> Result<Bounds, IoError> {
     let mut writer = TableWriter::begin(conn, spec).await?;
-    for f in features {
-        writer.insert(conn, f).await?;
+    for batch in features.chunks(BATCH_ROWS) {
+        writer.write_rows(conn, batch).await?;
     }
     writer.finish(conn).await
 }
@@ -316,6 +316,8 @@ pub struct TableWriter {
     rtree: String,
     pending: Vec<Feature>,
     bounds: Bounds,
+    /// Every row's box, packed into the R-tree at the end (see `gpkg_rtree`).
+    cells: Vec<(i64, [f32; 4])>,
 }
 
 /// Rows per INSERT: each statement is a round trip to SQLite's worker thread,
@@ -367,9 +369,10 @@ impl TableWriter {
             kind: spec.kind,
             columns,
             params_per_row: spec.fields.len() + 2,
-            rtree: quote(&rtree),
+            rtree,
             pending: Vec::with_capacity(BATCH_ROWS),
             bounds: Bounds::EMPTY,
+            cells: Vec::new(),
         })
     }
 
@@ -386,12 +389,21 @@ impl TableWriter {
     }
 
     async fn flush(&mut self, conn: &mut SqliteConnection) -> Result<(), IoError> {
-        if self.pending.is_empty() {
+        let rows = std::mem::take(&mut self.pending);
+        self.write_rows(conn, &rows).await
+    }
+
+    /// One INSERT of `rows` (at most `BATCH_ROWS`).
+    async fn write_rows(
+        &mut self,
+        conn: &mut SqliteConnection,
+        rows: &[Feature],
+    ) -> Result<(), IoError> {
+        if rows.is_empty() {
             return Ok(());
         }
         let path = Path::new(&self.table);
         let db = |e| db_error(path, e);
-        let rows = std::mem::take(&mut self.pending);
         let row = format!("({})", vec!["?"; self.params_per_row].join(", "));
         let sql = format!(
             "INSERT INTO {} VALUES {}",
@@ -416,30 +428,12 @@ impl TableWriter {
             }
         }
         q.execute(&mut *conn).await.map_err(db)?;
-        let boxes: Vec<(i64, Bounds)> = rows
-            .iter()
-            .map(|f| (f.id as i64, Bounds::of_geometry(&f.geometry)))
-            .filter(|(_, b)| !b.is_empty())
-            .collect();
-        for (_, b) in &boxes {
-            self.bounds.expand(b);
-        }
-        if !boxes.is_empty() {
-            let sql = format!(
-                "INSERT INTO {} VALUES {}",
-                self.rtree,
-                vec!["(?, ?, ?, ?, ?)"; boxes.len()].join(", ")
-            );
-            let mut q = sqlx::query(&sql);
-            for (id, b) in &boxes {
-                q = q
-                    .bind(*id)
-                    .bind(b.min_x)
-                    .bind(b.max_x)
-                    .bind(b.min_y)
-                    .bind(b.max_y);
+        for f in rows {
+            let b = Bounds::of_geometry(&f.geometry);
+            if !b.is_empty() {
+                self.bounds.expand(&b);
+                self.cells.push(crate::gpkg_rtree::cell(f.id as i64, &b));
             }
-            q.execute(&mut *conn).await.map_err(db)?;
         }
         Ok(())
     }
@@ -450,6 +444,10 @@ impl TableWriter {
         self.flush(conn).await?;
         let path = Path::new(&self.table);
         let db = |e| db_error(path, e);
+        let cells = std::mem::take(&mut self.cells);
+        crate::gpkg_rtree::fill(conn, &self.rtree, cells)
+            .await
+            .map_err(db)?;
         let bounds = self.bounds;
         let (min_x, min_y, max_x, max_y) = if bounds.is_empty() {
             (None, None, None, None)

@@ -11,6 +11,7 @@ pub mod export;
 pub mod fgb;
 pub mod geojson_io;
 pub mod gpkg;
+mod gpkg_rtree;
 pub mod join;
 pub mod mojxml;
 pub mod prepare;
