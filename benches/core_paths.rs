@@ -161,7 +161,7 @@ fn benches(c: &mut Criterion) {
             tiles
                 .iter()
                 .map(|t| {
-                    chizu_server::render_tile(*t, &fixed_layers)
+                    chizu_server::render_tile(*t, &fixed_layers, true)
                         .unwrap()
                         .raw
                         .len()
@@ -180,7 +180,10 @@ fn benches(c: &mut Criterion) {
                     .map(|t| {
                         let view = chizu_access::View::for_caller(caller, &configs);
                         let layers = vec![(index.clone(), view.layer("parcels").unwrap().clone())];
-                        chizu_server::render_tile(*t, &layers).unwrap().raw.len()
+                        chizu_server::render_tile(*t, &layers, true)
+                            .unwrap()
+                            .raw
+                            .len()
                     })
                     .sum::<usize>()
             })

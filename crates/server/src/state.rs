@@ -61,8 +61,14 @@ impl Default for ServerConfig {
 impl CachedTile {
     /// Bytes ready to serve: gzipped once, tagged by content.
     pub fn of_bytes(raw: Vec<u8>) -> CachedTile {
+        CachedTile::encoded(raw, true)
+    }
+
+    /// The tile and its etag, and its gzip when `gzip` (an empty `gzip`
+    /// means: none made, send `raw`).
+    pub fn encoded(raw: Vec<u8>, gzip: bool) -> CachedTile {
         use sha2::{Digest, Sha256};
-        let gzip = if raw.is_empty() {
+        let gzip = if raw.is_empty() || !gzip {
             Vec::new()
         } else {
             crate::tiles::gzip(&raw)
