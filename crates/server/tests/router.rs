@@ -180,3 +180,56 @@ async fn frame_ancestors_are_configurable_and_none_by_default() {
     );
     assert!(!csp.contains("evil"), "{csp}");
 }
+
+/// With a cache, a tile's gzip is made once and kept; without one, only a
+/// client that asks gets it. Either way the gzip holds the very bytes of
+/// the plain tile, and a client that does not ask never gets gzip.
+#[tokio::test]
+async fn tiles_are_gzipped_for_clients_that_ask_with_or_without_a_cache() {
+    use std::io::Read;
+    for cache_bytes in [0, 1 << 20] {
+        let store = Arc::new(MemoryStore::new());
+        store
+            .replace_layer(
+                &config("notices", NOTICES),
+                &notice("first"),
+                &Default::default(),
+                "a",
+            )
+            .await
+            .unwrap();
+        let auth = chizu_access::AuthDb::in_memory().await.unwrap();
+        let config = ServerConfig {
+            tile_cache_bytes: cache_bytes,
+            ..ServerConfig::default()
+        };
+        let state = AppState::new(store, auth, config).await.unwrap();
+        let get = |gzip: bool| {
+            let state = state.clone();
+            async move {
+                let mut request = Request::get("/tiles/notices/10/882/412.mvt");
+                if gzip {
+                    request = request.header("accept-encoding", "br, gzip");
+                }
+                let response = (router(state).oneshot(request.body(Body::empty()).unwrap()))
+                    .await
+                    .unwrap();
+                let encoding = response.headers().get("content-encoding").cloned();
+                let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+                    .await
+                    .unwrap();
+                (encoding, body)
+            }
+        };
+        let (encoding, plain) = get(false).await;
+        assert!(encoding.is_none(), "cache {cache_bytes}");
+        assert!(plain.len() > 10, "cache {cache_bytes}");
+        let (encoding, gzipped) = get(true).await;
+        assert_eq!(encoding.unwrap(), "gzip", "cache {cache_bytes}");
+        let mut unzipped = Vec::new();
+        flate2::read::GzDecoder::new(&gzipped[..])
+            .read_to_end(&mut unzipped)
+            .unwrap();
+        assert_eq!(unzipped, plain.to_vec(), "cache {cache_bytes}");
+    }
+}
