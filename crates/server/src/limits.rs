@@ -30,6 +30,13 @@ pub struct RequestLimits {
     pub query_budget: Duration,
     /// Queries worked on at once, over all clients.
     pub query_slots: usize,
+    /// Tiles rendered at once, over all clients (the others wait their
+    /// turn, without a thread): two a core by default, so that a tile of a
+    /// database layer waiting on its query leaves its core to another.
+    /// More would not render faster, only share the cores, the allocator and
+    /// memory among more threads: measured on the bench city, 16 at once on
+    /// 2 cores tripled the p99 of the mixed list for 15% more tiles/s.
+    pub render_slots: usize,
     /// Peers whose `X-Forwarded-For` names the client (reverse proxies).
     pub trusted_proxies: Vec<IpNet>,
     /// Origins allowed to read the API from other sites (CORS); none by default.
@@ -47,6 +54,7 @@ impl Default for RequestLimits {
             per_client: 64,
             query_budget: Duration::from_secs(5),
             query_slots: cores,
+            render_slots: cores * 2,
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
         }

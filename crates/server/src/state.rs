@@ -185,6 +185,8 @@ pub struct AppState {
     pub csp: axum::http::HeaderValue,
     /// Query work: time budget and slots.
     pub work: crate::work::WorkLimits,
+    /// Tiles rendered at once (`RequestLimits::render_slots`).
+    pub render_slots: tokio::sync::Semaphore,
     /// Requests in flight per client address.
     pub in_flight: crate::limits::InFlight,
     /// Set when the server is shutting down (`/ready` answers 503).
@@ -222,6 +224,7 @@ impl AppState {
             crate::work::WorkLimits::new(config.limits.query_budget, config.limits.query_slots);
         let state = Arc::new(AppState {
             work,
+            render_slots: tokio::sync::Semaphore::new(config.limits.render_slots.max(1)),
             in_flight: crate::limits::InFlight::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
             config,

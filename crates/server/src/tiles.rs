@@ -146,6 +146,9 @@ pub(crate) async fn serve_tile(
     let tile = state
         .tile_cache
         .try_get_with(key, async move {
+            // Closed only when the server is: then the request ends busy.
+            let _slot =
+                (rendering.render_slots.acquire().await).map_err(|_| crate::work::busy())?;
             rendering
                 .metrics
                 .tiles_rendered

@@ -165,8 +165,9 @@ pub fn encode_layer(
         // Coarser shapes for what is left; the pixels stay as they are.
         let pixels: Vec<Encoded> = encoded.extract_if(.., |e| e.pixel).collect();
         let kept = layer.kept_sources(&encoded);
-        // A pass that saves under a tenth (lots of four corners) is the last.
-        let mut saved = true;
+        // A pass that saves under a tenth (lots of four corners) is the last;
+        // one that cannot (too little has corners to lose) is not made.
+        let mut saved = shrinkable_bytes(&encoded) >= len / 10;
         while len > budget && saved && stats.extra_simplification_passes < 3 {
             stats.extra_simplification_passes += 1;
             tolerance = tolerance.max(1.0) * 4.0;
@@ -467,6 +468,28 @@ fn encode_geometry(
     })
 }
 
+/// At most what coarser simplification can take off these features: the
+/// geometry of polygons with more than four corners and of lines with more
+/// than two points (the others keep every point at any tolerance).
+fn shrinkable_bytes(encoded: &[Encoded]) -> usize {
+    // MoveTo (3) + LineTo (1 + 2 a point) + ClosePath (1) for a quadrilateral;
+    // MoveTo (3) + LineTo (1 + 2) for a segment.
+    const QUADRILATERAL: usize = 3 + 1 + 2 * 3 + 1;
+    const SEGMENT: usize = 3 + 1 + 2;
+    (encoded.iter())
+        .filter(|e| match e.kind {
+            GeomType::Polygon => e.commands.len() > QUADRILATERAL,
+            GeomType::Line => e.commands.len() > SEGMENT,
+            GeomType::Point => false,
+        })
+        .map(|e| {
+            (e.commands.iter())
+                .map(|c| pbf::varint_len(*c as u64))
+                .sum::<usize>()
+        })
+        .sum()
+}
+
 impl Encoded {
     fn copy(&self) -> Encoded {
         Encoded {
@@ -553,6 +576,11 @@ fn ring_points(ring: &LineString<f64>) -> Vec<Pt> {
 
 /// Returns the feature's extent in tile units, 0 when nothing is left.
 fn polygon(cmd: &mut Commands, p: &Polygon<f64>, t: &Transform, w: &Window, tol: f64) -> f64 {
+    if p.interiors().is_empty()
+        && let Some(size) = small_ring(cmd, &p.exterior().0, t, w)
+    {
+        return size;
+    }
     let mut p = t.polygon(p);
     let Some(bbox) = geo::BoundingRect::bounding_rect(&p) else {
         return 0.0;
@@ -603,6 +631,57 @@ fn polygon(cmd: &mut Commands, p: &Polygon<f64>, t: &Transform, w: &Window, tol:
     }
     let (dx, dy) = (max[0] - min[0], max[1] - min[1]);
     (dx * dx + dy * dy).sqrt()
+}
+
+/// A ring of at most four corners (a lot, a block) inside the window, as
+/// [`polygon`] writes it, without a single allocation: most features of a
+/// cadastre. `None` when the ring is longer or needs clipping.
+fn small_ring(
+    cmd: &mut Commands,
+    ring: &[geo::Coord<f64>],
+    t: &Transform,
+    w: &Window,
+) -> Option<f64> {
+    let mut pts = [[0.0; 2]; 5];
+    if ring.len() > pts.len() {
+        return None;
+    }
+    let (mut min, mut max) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
+    for (c, p) in ring.iter().zip(&mut pts) {
+        let c = t.apply(*c);
+        *p = [c.x, c.y];
+        min = [min[0].min(c.x), min[1].min(c.y)];
+        max = [max[0].max(c.x), max[1].max(c.y)];
+    }
+    if ring.is_empty() || w.misses_box(min, max) {
+        return Some(0.0);
+    }
+    if !w.contains_box(min, max) {
+        return None;
+    }
+    let mut q = [[0i32; 2]; 5];
+    let mut n = 0;
+    for p in &pts[..ring.len()] {
+        let r = [p[0].round() as i32, p[1].round() as i32];
+        if n == 0 || q[n - 1] != r {
+            q[n] = r;
+            n += 1;
+        }
+    }
+    if n > 1 && q[0] == q[n - 1] {
+        n -= 1;
+    }
+    let q = &mut q[..n];
+    let area = if n < 3 { 0 } else { signed_area2(q) };
+    if area == 0 {
+        return Some(0.0);
+    }
+    if area < 0 {
+        q.reverse();
+    }
+    cmd.path(q, true);
+    let (dx, dy) = (max[0] - min[0], max[1] - min[1]);
+    Some((dx * dx + dy * dy).sqrt())
 }
 
 /// The polygon cut to the window, ring by ring (rings left empty stay,

@@ -27,15 +27,24 @@ pub fn uint_field(buf: &mut Vec<u8>, field: u32, v: u64) {
     varint(buf, v);
 }
 
+/// Bytes of `v` as a varint.
+pub fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Written in place: the length is counted first, so no buffer is needed
+/// for the body (this runs once per feature).
 pub fn packed_u32(buf: &mut Vec<u8>, field: u32, values: &[u32]) {
     if values.is_empty() {
         return;
     }
-    let mut body = Vec::with_capacity(values.len() * 2);
+    let len: usize = values.iter().map(|v| varint_len(*v as u64)).sum();
+    key(buf, field, LEN);
+    varint(buf, len as u64);
+    buf.reserve(len);
     for v in values {
-        varint(&mut body, *v as u64);
+        varint(buf, *v as u64);
     }
-    bytes_field(buf, field, &body);
 }
 
 pub fn zigzag(v: i32) -> u32 {

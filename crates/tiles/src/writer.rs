@@ -191,11 +191,7 @@ impl<'v> LayerWriter<'v> {
 
 /// Bytes of a length-delimited field of `len` bytes with a one-byte key.
 fn field_len(len: usize) -> usize {
-    1 + varint_len(len as u64) + len
-}
-
-fn varint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+    1 + pbf::varint_len(len as u64) + len
 }
 
 #[cfg(test)]
@@ -231,7 +227,7 @@ mod tests {
         for v in [0u64, 1, 127, 128, 16_383, 16_384, u64::MAX] {
             let mut b = Vec::new();
             pbf::varint(&mut b, v);
-            assert_eq!(varint_len(v), b.len(), "{v}");
+            assert_eq!(pbf::varint_len(v), b.len(), "{v}");
         }
     }
 }
