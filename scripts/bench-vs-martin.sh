@@ -54,7 +54,8 @@ echo "== memory" >&2
 PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 600); do curl -fs http://127.0.0.1:18999/health >/dev/null && break; sleep 0.2; done
-hwm() { awk '/VmHWM/ {print int($2/1024)}' "/proc/$PID/status"; }
+# VmHWM in MB (10^6 bytes), as the FlatGeobuf size is given.
+hwm() { awk '/VmHWM/ {print int($2*1024/1000000)}' "/proc/$PID/status"; }
 loaded=$(hwm)
 while read -r t; do
   curl -fs -o /dev/null "http://127.0.0.1:18999/tiles/parcels,roads,water_pipes,zoning,hazard_areas/$t.mvt" || true
@@ -93,7 +94,7 @@ martin_tiles=$(sqlite3 "$OUT/martin.mbtiles" "select count(*) from tiles" 2>/dev
   echo "| | chizu | peer | ratio |"
   echo "|---|---:|---:|---:|"
   echo "| ingest of the five layers, s (peer: ogr2ogr -f GPKG) | $ingest | $ogr | $(python3 -c "print(f'{$ogr/$ingest:.1f}x')") |"
-  echo "| server peak RSS after loading / after warm-up, MB (FlatGeobuf: $((fgb_bytes / 1000000)) MB) | $loaded / $warm | | $(python3 -c "print(f'{$warm*1048576/$fgb_bytes:.1f}x the FlatGeobuf')") |"
+  echo "| server peak RSS after loading / after a warm-up that fills the tile cache (default 256 MiB), MB (FlatGeobuf: $((fgb_bytes / 1000000)) MB) | $loaded / $warm | | $(python3 -c "print(f'{$loaded*1e6/$fgb_bytes:.2f}x / {$warm*1e6/$fgb_bytes:.2f}x the FlatGeobuf')") |"
   echo "| bulk tiles z0-z14 (chizu pmtiles / martin-cp), tiles, wall s, CPU s (server + PostgreSQL not counted for Martin) | $chizu_tiles, $cw, $(python3 -c "print(round($cu+$cs,1))") | $martin_tiles, $mw, $(python3 -c "print(round($mu+$ms,1))") | $(python3 -c "print(f'{($chizu_tiles/($cu+$cs))/($martin_tiles/max($mu+$ms,1e-3)):.1f}x tiles per CPU-s')") |"
   echo
   cat "$OUT/duel-table.md"
