@@ -298,11 +298,23 @@ pub async fn write_table(
     features: &[Feature],
 ) -> Result<Bounds, IoError> {
     let mut writer = TableWriter::begin(conn, spec).await?;
-    for batch in features.chunks(BATCH_ROWS) {
-        writer.write_rows(conn, batch).await?;
+    let db = |e| db_error(Path::new(spec.table), e);
+    let mut batches = features.chunks(BATCH_ROWS);
+    let mut next = batches.next().map(|rows| writer.statement(rows));
+    while let Some(statement) = next.take() {
+        let (sql, args) = statement.map_err(db)?;
+        let insert = sqlx::query_with(&sql, args).execute(&mut *conn);
+        // While SQLite's thread inserts this batch, this one encodes the
+        // next (join! polls the insert first: it is sent before the work).
+        let encode_next = async { batches.next().map(|rows| writer.statement(rows)) };
+        let (inserted, encoded) = tokio::join!(insert, encode_next);
+        inserted.map_err(db)?;
+        next = encoded;
     }
     writer.finish(conn).await
 }
+
+type Statement<'q> = (String, sqlx::sqlite::SqliteArguments<'q>);
 
 /// Writes one feature table row by row, so that a caller can stream features in.
 pub struct TableWriter {
@@ -402,40 +414,48 @@ impl TableWriter {
         if rows.is_empty() {
             return Ok(());
         }
-        let path = Path::new(&self.table);
-        let db = |e| db_error(path, e);
+        let table = self.table.clone();
+        let db = |e| db_error(Path::new(&table), e);
+        let (sql, args) = self.statement(rows).map_err(db)?;
+        sqlx::query_with(&sql, args)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// The INSERT of `rows` and its arguments (geometries encoded); their
+    /// boxes are kept for the R-tree and the table's bounds.
+    fn statement<'q>(&mut self, rows: &'q [Feature]) -> Result<Statement<'q>, sqlx::Error> {
+        use sqlx::Arguments;
         let row = format!("({})", vec!["?"; self.params_per_row].join(", "));
         let sql = format!(
             "INSERT INTO {} VALUES {}",
             self.columns,
             vec![row; rows.len()].join(", ")
         );
-        let blobs: Vec<Vec<u8>> = rows
-            .iter()
-            .map(|f| encode_blob(&f.geometry, self.srs_id as i32))
-            .collect();
-        let mut q = sqlx::query(&sql);
-        for (f, blob) in rows.iter().zip(&blobs) {
-            q = q.bind(f.id as i64).bind(blob.as_slice());
-            for v in &f.properties {
-                q = match v {
-                    Value::Null => q.bind(None::<String>),
-                    Value::Bool(b) => q.bind(*b),
-                    Value::Int(i) => q.bind(*i),
-                    Value::Float(x) => q.bind(*x),
-                    Value::Text(s) => q.bind(s.as_str()),
-                };
-            }
-        }
-        q.execute(&mut *conn).await.map_err(db)?;
+        let mut args = sqlx::sqlite::SqliteArguments::default();
         for f in rows {
+            args.add(f.id as i64).map_err(sqlx::Error::Encode)?;
+            args.add(encode_blob(&f.geometry, self.srs_id as i32))
+                .map_err(sqlx::Error::Encode)?;
+            for v in &f.properties {
+                match v {
+                    Value::Null => args.add(None::<String>),
+                    Value::Bool(b) => args.add(*b),
+                    Value::Int(i) => args.add(*i),
+                    Value::Float(x) => args.add(*x),
+                    Value::Text(s) => args.add(s.as_str()),
+                }
+                .map_err(sqlx::Error::Encode)?;
+            }
             let b = Bounds::of_geometry(&f.geometry);
             if !b.is_empty() {
                 self.bounds.expand(&b);
                 self.cells.push(crate::gpkg_rtree::cell(f.id as i64, &b));
             }
         }
-        Ok(())
+        Ok((sql, args))
     }
 
     /// Registers the table in gpkg_contents (with its bounds), its geometry
