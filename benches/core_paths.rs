@@ -56,7 +56,7 @@ fn index_of(config: &LayerConfig) -> LayerIndex {
 /// Every z14 tile that holds at least one parcel.
 fn z14_tiles(index: &LayerIndex) -> Vec<TileCoord> {
     let mut tiles = std::collections::BTreeSet::new();
-    for f in &index.features {
+    for f in index.features.iter() {
         let b = chizu_core::Bounds::of_geometry(&f.mercator);
         tiles.insert(TileCoord::containing(14, b.min_x, b.max_y));
     }
@@ -132,6 +132,7 @@ fn benches(c: &mut Criterion) {
                                 geometry: &f.mercator,
                                 properties: &f.properties,
                                 label: None,
+                                simplified: None,
                             })
                             .collect();
                         bytes += chizu_tiles::encode_layer(*t, &spec, &features).0.len();

@@ -147,6 +147,22 @@ impl Bounds {
     }
 }
 
+/// Whether the tile encoder simplifies this polygon: a ring of four corners
+/// or fewer (a lot, a block) and no holes has nothing to lose but a corner.
+pub fn simplifies(p: &geo::Polygon<f64>) -> bool {
+    p.exterior().0.len() > 5 || !p.interiors().is_empty()
+}
+
+/// `p` (Web Mercator) simplified for tiles of zoom `z` with `tolerance` in
+/// tile units (of 4096): Visvalingam-Whyatt, topology preserved, with the
+/// tile's area scale. The encoder and a layer's precomputed generalisation
+/// both call this, so a tile is the same bytes with or without it.
+pub fn simplify_for_zoom(p: &geo::Polygon<f64>, z: u8, tolerance: f64) -> geo::Polygon<f64> {
+    use geo::SimplifyVwPreserve;
+    let metres = tolerance * tile_size_m(z) / 4096.0;
+    p.simplify_vw_preserve(metres * metres)
+}
+
 /// Longitude/latitude (degrees) to Web Mercator metres.
 pub fn lonlat_to_mercator(lon: f64, lat: f64) -> (f64, f64) {
     let lat = lat.clamp(-MAX_LATITUDE, MAX_LATITUDE);

@@ -246,10 +246,11 @@ pub fn render(
         let push = crate::selection::view_pushdown(c, view);
         let mut features = layer.in_mercator_box(&tile_box(coord, c.tiles.buffer), &push)?;
         features.retain(|f| view.admits(&f.properties));
-        found.push((layer, view, features));
+        let generalised = layer.generalised(coord.z());
+        found.push((layer, view, features, generalised));
     }
     let inputs: Vec<(LayerSpec<'_>, Vec<TileFeature<'_>>)> = (found.iter())
-        .map(|(layer, view, features)| {
+        .map(|(layer, view, features, generalised)| {
             let c = &layer.meta().config;
             let spec = LayerSpec {
                 name: &c.id,
@@ -270,6 +271,7 @@ pub fn render(
                     geometry: &f.mercator,
                     properties: &f.properties,
                     label: f.label.as_deref().copied(),
+                    simplified: generalised.as_ref().and_then(|g| g.get(&f.id)),
                 })
                 .collect();
             (spec, features)

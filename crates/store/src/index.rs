@@ -1,5 +1,6 @@
 //! The in-memory R-tree over one layer version, in Web Mercator for tiles.
 
+use crate::generalise::{Generalisation, Generalisations};
 use crate::{LayerSnapshot, StoredLayer};
 use chizu_core::label::LabelPoint;
 use chizu_core::search::{PlaceIndex, SearchIndex};
@@ -8,6 +9,7 @@ use chizu_core::{Bounds, TileCoord, Value};
 use geo::{Geometry, MapCoords};
 use geo_index::rtree::sort::HilbertSort;
 use geo_index::rtree::{RTree, RTreeBuilder, RTreeIndex};
+use std::sync::Arc;
 
 /// A feature held by the index: its Web Mercator geometry, which tiles use as
 /// it is and feature output turns back into longitude/latitude
@@ -67,7 +69,8 @@ impl From<chizu_core::Feature> for IndexedFeature {
 /// One layer version, bulk-loaded into an R-tree (keyed in Web Mercator metres).
 pub struct LayerIndex {
     pub meta: StoredLayer,
-    pub features: Vec<IndexedFeature>,
+    /// Shared with the threads that build its generalisations.
+    pub features: Arc<Vec<IndexedFeature>>,
     /// The values of the `searchable` fields, for `/search`.
     pub search: SearchIndex,
     /// One entry per district, road... (the values of `place` fields).
@@ -79,6 +82,8 @@ pub struct LayerIndex {
     tree: RTree<f32>,
     /// `features` position of each tree item (items are the non-empty boxes).
     tree_items: Vec<u32>,
+    /// Polygons simplified per zoom, when the layer has polygons to simplify.
+    generalisations: Option<Arc<Generalisations>>,
 }
 
 impl LayerIndex {
@@ -148,9 +153,12 @@ impl LayerIndex {
                     Some((i as u32, text, reading, *b))
                 })
         }));
+        let generalisations =
+            Generalisations::for_layer(&features, snapshot.meta.config.tiles.simplify);
         LayerIndex {
             meta: snapshot.meta,
-            features,
+            features: Arc::new(features),
+            generalisations,
             search,
             places,
             tree: packed_tree(&entries),
@@ -181,6 +189,12 @@ impl LayerIndex {
     /// `buffer` tile units (of 4096), as the MVT encoder will clip them.
     pub fn tile_query(&self, tile: TileCoord, buffer: u32) -> Vec<&IndexedFeature> {
         self.query(&tile_box(tile, buffer))
+    }
+
+    /// The layer's polygons simplified for zoom `z`, when built (the first
+    /// call for a zoom starts building it in the background).
+    pub fn generalised(&self, z: u8) -> Option<Arc<Generalisation>> {
+        self.generalisations.as_ref()?.at(z, &self.features)
     }
 
     pub fn len(&self) -> usize {

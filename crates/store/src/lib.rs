@@ -2,6 +2,7 @@
 //! embedded GeoPackage backend and their PostgreSQL/PostGIS backend, and the
 //! in-memory R-tree index that serves tiles and queries.
 
+pub mod generalise;
 mod gpkg_store;
 mod index;
 mod memory;

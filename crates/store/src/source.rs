@@ -76,6 +76,12 @@ pub trait LayerSource: Send + Sync {
         position: u32,
         push: &Pushdown,
     ) -> Result<Option<Cow<'_, IndexedFeature>>, StoreError>;
+
+    /// The layer's polygons simplified for tiles of zoom `z` (by feature id),
+    /// when a generalisation is kept and built; tiles simplify the others.
+    fn generalised(&self, _z: u8) -> Option<std::sync::Arc<crate::generalise::Generalisation>> {
+        None
+    }
 }
 
 /// A Web Mercator box in longitude/latitude (the inverse of [`mercator_box`]).
@@ -138,7 +144,7 @@ impl LayerSource for LayerIndex {
                 }
             }
             None => {
-                for f in &self.features {
+                for f in self.features.iter() {
                     if !visit(f) {
                         break;
                     }
@@ -184,5 +190,9 @@ impl LayerSource for LayerIndex {
         _push: &Pushdown,
     ) -> Result<Option<Cow<'_, IndexedFeature>>, StoreError> {
         Ok(self.features.get(position as usize).map(Cow::Borrowed))
+    }
+
+    fn generalised(&self, z: u8) -> Option<std::sync::Arc<crate::generalise::Generalisation>> {
+        LayerIndex::generalised(self, z)
     }
 }

@@ -42,7 +42,7 @@ mod writer;
 use chizu_core::label::LabelPoint;
 use chizu_core::{TileCoord, TileOptions, Value};
 use clip::{Pt, Window};
-use geo::{Area, Geometry, LineString, Polygon, Simplify, SimplifyVwPreserve};
+use geo::{Area, Geometry, LineString, Polygon, Simplify};
 use writer::{LayerWriter, ValueKey};
 
 /// Tile units per tile side.
@@ -57,6 +57,12 @@ pub struct TileFeature<'a> {
     /// Where the layer's label is written for this feature, if anywhere:
     /// encoded as an extra point feature in the one tile that holds it.
     pub label: Option<LabelPoint>,
+    /// The geometry already simplified for this zoom at the layer's
+    /// tolerance ([`chizu_core::tile::simplify_for_zoom`], precomputed once
+    /// per layer version): the first pass takes it instead of simplifying.
+    /// Sizes, areas and boxes still come from `geometry`, so the tile is the
+    /// same bytes with or without it.
+    pub simplified: Option<&'a Geometry<f64>>,
 }
 
 /// What the encoder needs of a layer: its name in the tile, the fields to write
@@ -218,9 +224,14 @@ impl<'s, 'a> LayerEncoder<'s, 'a> {
     /// The geometries of the features `include` admits (by position) that
     /// leave something in the tile, in source order.
     fn geometries(&self, tolerance: f64, include: impl Fn(usize) -> bool) -> Vec<Encoded> {
+        let base = tolerance == self.spec.options.simplify;
         (self.features.iter().enumerate())
             .filter(|(i, _)| include(*i))
-            .filter_map(|(i, f)| encode_geometry(f, i, &self.transform, &self.window, tolerance))
+            .filter_map(|(i, f)| {
+                let simplified = f.simplified.filter(|_| base);
+                let shape = Shape::new(&self.transform, &self.window, tolerance, simplified);
+                encode_geometry(f, i, &shape)
+            })
             .collect()
     }
 
@@ -393,6 +404,7 @@ impl<'s, 'a> LayerEncoder<'s, 'a> {
 }
 
 struct Transform {
+    z: u8,
     min_x: f64,
     max_y: f64,
     scale: f64,
@@ -402,6 +414,7 @@ impl Transform {
     fn new(tile: TileCoord) -> Self {
         let b = tile.bounds();
         Transform {
+            z: tile.z(),
             min_x: b.min_x,
             max_y: b.max_y,
             scale: EXTENT as f64 / (b.max_x - b.min_x),
@@ -424,20 +437,52 @@ impl Transform {
     }
 }
 
-fn encode_geometry(
-    f: &TileFeature<'_>,
-    source: usize,
-    t: &Transform,
-    w: &Window,
-    tolerance: f64,
-) -> Option<Encoded> {
+/// How one feature's geometry is cut for one tile.
+struct Shape<'t, 'g> {
+    t: &'t Transform,
+    w: &'t Window,
+    tol: f64,
+    /// The precomputed simplification at `tol`, if any (polygons).
+    simplified: Option<&'g Geometry<f64>>,
+}
+
+impl<'t, 'g> Shape<'t, 'g> {
+    fn new(
+        t: &'t Transform,
+        w: &'t Window,
+        tol: f64,
+        simplified: Option<&'g Geometry<f64>>,
+    ) -> Self {
+        Shape {
+            t,
+            w,
+            tol,
+            simplified,
+        }
+    }
+
+    /// The precomputed simplification of part `i` of a (multi)polygon.
+    fn simplified_part(&self, i: usize) -> Option<&'g Polygon<f64>> {
+        match self.simplified? {
+            Geometry::Polygon(p) => (i == 0).then_some(p),
+            Geometry::MultiPolygon(mp) => mp.0.get(i),
+            _ => None,
+        }
+    }
+}
+
+fn encode_geometry(f: &TileFeature<'_>, source: usize, shape: &Shape<'_, '_>) -> Option<Encoded> {
+    let (t, w, tolerance) = (shape.t, shape.w, shape.tol);
     let mut cmd = Commands::default();
     let (kind, size) = match f.geometry {
-        Geometry::Polygon(p) => (GeomType::Polygon, polygon(&mut cmd, p, t, w, tolerance)),
+        Geometry::Polygon(p) => (
+            GeomType::Polygon,
+            polygon(&mut cmd, p, shape.simplified_part(0), t, w, tolerance),
+        ),
         Geometry::MultiPolygon(mp) => (
             GeomType::Polygon,
-            mp.0.iter()
-                .map(|p| polygon(&mut cmd, p, t, w, tolerance))
+            (mp.0.iter().enumerate())
+                .map(|(i, p)| polygon(&mut cmd, p, shape.simplified_part(i), t, w, tolerance))
                 .fold(0.0, f64::max),
         ),
         Geometry::LineString(l) => (GeomType::Line, line(&mut cmd, l, t, w, tolerance)),
@@ -575,32 +620,45 @@ fn ring_points(ring: &LineString<f64>) -> Vec<Pt> {
 }
 
 /// Returns the feature's extent in tile units, 0 when nothing is left.
-fn polygon(cmd: &mut Commands, p: &Polygon<f64>, t: &Transform, w: &Window, tol: f64) -> f64 {
+/// `simplified`: `p` already simplified at `tol` for this zoom.
+fn polygon(
+    cmd: &mut Commands,
+    p: &Polygon<f64>,
+    simplified: Option<&Polygon<f64>>,
+    t: &Transform,
+    w: &Window,
+    tol: f64,
+) -> f64 {
     if p.interiors().is_empty()
         && let Some(size) = small_ring(cmd, &p.exterior().0, t, w)
     {
         return size;
     }
-    let mut p = t.polygon(p);
-    let Some(bbox) = geo::BoundingRect::bounding_rect(&p) else {
+    let Some(bbox) = geo::BoundingRect::bounding_rect(p) else {
         return 0.0;
     };
-    let (min, max) = ([bbox.min().x, bbox.min().y], [bbox.max().x, bbox.max().y]);
+    // y flips: the box's top in Web Mercator is its top in tile units.
+    let (a, b) = (t.apply(bbox.min()), t.apply(bbox.max()));
+    let (min, max) = ([a.x, b.y], [b.x, a.y]);
     if w.misses_box(min, max) {
         return 0.0;
     }
-    // A quadrilateral (a lot, a block) has nothing to simplify but a corner,
-    // and the topology-preserving pass builds an R-tree per polygon: measured,
-    // skipping it for such rings halves the time of a z12 tile of 200,000 lots.
-    let simple = p.exterior().0.len() <= 5 && p.interiors().is_empty();
-    // Clipped before it is simplified: a district crossing many tiles is
-    // simplified only where it shows (its whole outline, for every tile it
-    // touched, was a tenth of a z14 tile's time).
+    // Simplified whole, then cut: neighbouring tiles cut the same outline,
+    // so no crack opens along their seam. A quadrilateral (a lot, a block)
+    // has nothing to lose but a corner, and the topology-preserving pass
+    // builds an R-tree per polygon: it is not simplified.
+    let computed;
+    let p = match simplified {
+        _ if tol <= 0.0 || !chizu_core::tile::simplifies(p) => p,
+        Some(s) => s,
+        None => {
+            computed = chizu_core::tile::simplify_for_zoom(p, t.z, tol);
+            &computed
+        }
+    };
+    let mut p = t.polygon(p);
     if !w.contains_box(min, max) {
         p = clip_polygon(&p, w);
-    }
-    if tol > 0.0 && !simple {
-        p = p.simplify_vw_preserve(tol * tol);
     }
     let mut rings = std::iter::once(p.exterior()).chain(p.interiors().iter());
     let prepare = |ring: &LineString<f64>, exterior: bool| -> Option<Vec<[i32; 2]>> {

@@ -46,6 +46,7 @@ fn encodes_ids_attributes_and_clockwise_exteriors() {
         geometry: &g,
         properties: &props,
         label: None,
+        simplified: None,
     }];
     let (bytes, stats) = encode_tile(tile(), &[(spec(TileOptions::default()), features)]);
     assert_eq!(stats[0].features, 1);
@@ -101,6 +102,7 @@ fn features_are_clipped_to_the_buffer() {
         geometry: &g,
         properties: &props,
         label: None,
+        simplified: None,
     }];
     let (bytes, _) = encode_tile(tile(), &[(spec(TileOptions::default()), features)]);
     let t = decode(&bytes);
@@ -134,12 +136,14 @@ fn features_outside_and_collapsed_are_dropped() {
             geometry: &far,
             properties: &props,
             label: None,
+            simplified: None,
         },
         TileFeature {
             id: 2,
             geometry: &tiny,
             properties: &props,
             label: None,
+            simplified: None,
         },
     ];
     let (bytes, stats) = encode_tile(tile(), &[(spec(TileOptions::default()), features)]);
@@ -162,6 +166,7 @@ fn lines_keep_ids_and_split_at_the_edge() {
         geometry: &line,
         properties: &props,
         label: None,
+        simplified: None,
     }];
     let (bytes, _) = encode_tile(tile(), &[(spec(TileOptions::default()), features)]);
     let t = decode(&bytes);
@@ -204,6 +209,7 @@ fn the_size_budget_holds() {
             geometry: g,
             properties: &props,
             label: None,
+            simplified: None,
         })
         .collect();
     let options = TileOptions {
@@ -261,6 +267,7 @@ fn wkt_multipolygon_with_hole_keeps_hole_counter_clockwise() {
                 geometry: &g,
                 properties: &props,
                 label: None,
+                simplified: None,
             }],
         )],
     );
@@ -309,6 +316,7 @@ fn features_under_a_pixel_go_first_with_their_area() {
             geometry: g,
             properties: p,
             label: None,
+            simplified: None,
         })
         .collect();
     let options = TileOptions {
@@ -354,6 +362,7 @@ fn the_budget_holds_for_any_budget_and_keeps_the_largest() {
             geometry: g,
             properties: p,
             label: None,
+            simplified: None,
         })
         .collect();
     for budget in [1024, 1500, 4000, 9000] {
@@ -388,4 +397,72 @@ fn the_budget_holds_for_any_budget_and_keeps_the_largest() {
     let ids: Vec<u64> = t.layers[0].features.iter().map(|f| f.id.unwrap()).collect();
     assert_eq!(ids, (1..=400).collect::<Vec<u64>>());
     assert!(!stats.generalised());
+}
+
+/// A precomputed simplification (a layer's per-zoom generalisation) gives
+/// the very bytes the encoder computes on its own, for polygons inside the
+/// tile, across its edge, multipolygons and tiny ones under the budget's
+/// pixel rule; it does not apply to the budget's coarser passes.
+#[test]
+fn a_precomputed_simplification_gives_the_same_tile() {
+    let b = tile().bounds();
+    let w = b.max_x - b.min_x;
+    let star = |cx: f64, cy: f64, r: f64, n: usize| -> geo::Polygon<f64> {
+        let ring: Vec<(f64, f64)> = (0..n)
+            .map(|k| {
+                let a = k as f64 / n as f64 * std::f64::consts::TAU;
+                let r = r * (1.0 + 0.05 * ((k * 7919) % 13) as f64 / 13.0);
+                (cx + r * a.cos(), cy + r * a.sin())
+            })
+            .collect();
+        geo::Polygon::new(ring.into(), vec![])
+    };
+    let geometries: Vec<Geometry<f64>> = vec![
+        star(b.min_x + 0.5 * w, b.min_y + 0.5 * w, 0.2 * w, 500).into(),
+        star(b.max_x, b.min_y + 0.3 * w, 0.3 * w, 900).into(),
+        geo::MultiPolygon(vec![
+            star(b.min_x + 0.2 * w, b.min_y + 0.8 * w, 0.05 * w, 80),
+            star(b.min_x + 0.8 * w, b.min_y + 0.8 * w, 0.08 * w, 120),
+        ])
+        .into(),
+        star(b.min_x + 0.9 * w, b.min_y + 0.1 * w, 0.0005 * w, 40).into(),
+    ];
+    let z = tile().z();
+    let tolerance = TileOptions::default().simplify;
+    let simplified: Vec<Geometry<f64>> = (geometries.iter())
+        .map(|g| match g {
+            Geometry::Polygon(p) => chizu_core::tile::simplify_for_zoom(p, z, tolerance).into(),
+            Geometry::MultiPolygon(mp) => geo::MultiPolygon(
+                (mp.0.iter())
+                    .map(|p| chizu_core::tile::simplify_for_zoom(p, z, tolerance))
+                    .collect(),
+            )
+            .into(),
+            _ => unreachable!(),
+        })
+        .collect();
+    let encode = |precomputed: bool, options: TileOptions| {
+        let features: Vec<TileFeature> = (geometries.iter().zip(&simplified).enumerate())
+            .map(|(i, (g, s))| TileFeature {
+                id: i as u64 + 1,
+                geometry: g,
+                properties: &[],
+                label: None,
+                simplified: precomputed.then_some(s),
+            })
+            .collect();
+        encode_tile(tile(), &[(spec(options), features)])
+    };
+    let (plain, _) = encode(false, TileOptions::default());
+    let (with, _) = encode(true, TileOptions::default());
+    assert!(!plain.is_empty());
+    assert_eq!(plain, with);
+    // Over budget, coarser passes simplify the originals again.
+    let tight = TileOptions {
+        max_bytes: 1024,
+        ..TileOptions::default()
+    };
+    let (plain, stats) = encode(false, tight.clone());
+    assert!(stats[0].extra_simplification_passes > 0 || stats[0].dropped_for_budget > 0);
+    assert_eq!(plain, encode(true, tight).0);
 }
