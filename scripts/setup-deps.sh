@@ -3,7 +3,7 @@
 #   scripts/setup-deps.sh          everything the tests need
 #   scripts/setup-deps.sh --demo   only what building and running the demo needs
 #   scripts/setup-deps.sh --cluster  the demo's needs, PostgreSQL/PostGIS and HAProxy
-# Build and run: cmake (PROJ is built from source by the proj crate), Node.js and
+# Build and run: cmake, gcc and make (PROJ and jemalloc are built from source), Node.js and
 # npm (the web viewer's build), Noto Sans CJK (map labels and the pages' text).
 # Tests also: GDAL and PROJ command-line tools (independent cross-checks),
 # Chromium (browser tests), Python's mapbox-vector-tile, OWSLib, fontTools and
@@ -15,6 +15,9 @@ cluster=false
 [ "${1:-}" = "--cluster" ] && demo_only=true && cluster=true
 need_apt=()
 command -v cmake >/dev/null || need_apt+=(cmake)
+# A C compiler and make: PROJ (through cmake) and jemalloc are built from source.
+command -v cc >/dev/null || need_apt+=(gcc)
+command -v make >/dev/null || need_apt+=(make)
 command -v npm >/dev/null || need_apt+=(nodejs npm)
 [ -f /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || need_apt+=(fonts-noto-cjk)
 # PostgreSQL 15 with PostGIS 3: the tests run the behaviour suite on it too.
