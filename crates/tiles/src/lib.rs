@@ -164,10 +164,18 @@ pub fn encode_layer(
     let mut stats = LayerStats::default();
     let mut tolerance = spec.options.simplify;
     let mut encoded = layer.geometries(tolerance, |_| true);
-    let (mut body, mut len) = layer.attempt(&encoded, &mut stats);
+    // Whether an attempt over budget may stop writing as soon as it is: when
+    // no coarser simplification can follow it, its whole length is not
+    // needed (a pass is made only when it could save a tenth of a length
+    // over the budget).
+    let exact = shrinkable_bytes(&encoded) >= budget / 10;
+    let (mut body, mut len) = layer.attempt(&encoded, &mut stats, exact);
     if len > budget {
+        let small = encoded.len();
         layer.reduce_small(&mut encoded, &mut stats);
-        (body, len) = layer.attempt(&encoded, &mut stats);
+        if stats.dropped_small + stats.small_as_pixels > 0 || encoded.len() != small {
+            (body, len) = layer.attempt(&encoded, &mut stats, exact);
+        }
         // Coarser shapes for what is left; the pixels stay as they are.
         let pixels: Vec<Encoded> = encoded.extract_if(.., |e| e.pixel).collect();
         let kept = layer.kept_sources(&encoded);
@@ -181,7 +189,7 @@ pub fn encode_layer(
             encoded.extend(pixels.iter().map(Encoded::copy));
             encoded.sort_by_key(|e| e.source);
             let before = len;
-            (body, len) = layer.attempt(&encoded, &mut stats);
+            (body, len) = layer.attempt(&encoded, &mut stats, true);
             saved = len < before - before / 10;
         }
         if stats.extra_simplification_passes == 0 {
@@ -283,40 +291,55 @@ impl<'s, 'a> LayerEncoder<'s, 'a> {
         kept
     }
 
-    /// The layer message for these features and then their labels.
-    fn message<'e>(&self, encoded: impl Iterator<Item = &'e Encoded> + Clone) -> (Vec<u8>, usize) {
-        let mut w = LayerWriter::new(self.spec.name);
-        for e in encoded.clone() {
+    /// The layer message for these features and then their labels, and how
+    /// many labels it holds; unless it grows over `limit`: then `None` and
+    /// its length so far (over the limit), as soon as that is known.
+    fn message(&self, encoded: &[Encoded], limit: usize) -> (Option<Vec<u8>>, usize, usize) {
+        let at_least = encoded.iter().map(|e| e.commands.len() + 8).sum::<usize>();
+        let mut w = LayerWriter::new(
+            self.spec.name,
+            encoded.len(),
+            (at_least * 3 / 2).min(limit.saturating_add(1024)),
+        );
+        for e in encoded {
             self.write(&mut w, e);
+            if w.len() > limit {
+                return (None, w.len(), 0);
+            }
         }
         let mut labels = 0;
-        for label in encoded.filter_map(|e| self.label_of(e)) {
+        for label in encoded.iter().filter_map(|e| self.label_of(e)) {
             self.write(&mut w, &label);
             labels += 1;
+            if w.len() > limit {
+                return (None, w.len(), 0);
+            }
         }
-        (w.finish(), labels)
+        let len = w.len();
+        (Some(w.finish()), len, labels)
     }
 
     /// The layer message and its length, unless a lower bound of its length
     /// (each feature takes at least 8 bytes and a byte per command) already
     /// exceeds the budget: then only that bound, and nothing is assembled.
-    fn attempt(&self, encoded: &[Encoded], stats: &mut LayerStats) -> (Option<Vec<u8>>, usize) {
+    /// Not `exact`: writing stops as soon as the budget is exceeded, and the
+    /// length is only known to be over it.
+    fn attempt(
+        &self,
+        encoded: &[Encoded],
+        stats: &mut LayerStats,
+        exact: bool,
+    ) -> (Option<Vec<u8>>, usize) {
+        let budget = self.spec.options.max_bytes;
         let at_least: usize = encoded.iter().map(|e| e.commands.len() + 8).sum();
-        if at_least > self.spec.options.max_bytes {
-            stats.features = encoded.len();
+        stats.features = encoded.len();
+        if at_least > budget {
             return (None, at_least);
         }
-        let body = self.assemble(encoded, stats);
-        let len = body.len();
-        (Some(body), len)
-    }
-
-    /// [`Self::message`], counting what it holds into `stats`.
-    fn assemble(&self, encoded: &[Encoded], stats: &mut LayerStats) -> Vec<u8> {
-        let (body, labels) = self.message(encoded.iter());
-        stats.features = encoded.len();
+        let limit = if exact { usize::MAX } else { budget };
+        let (body, len, labels) = self.message(encoded, limit);
         stats.labels = labels;
-        body
+        (body, len)
     }
 
     /// Writes the largest features (each with its label) while the layer
@@ -327,7 +350,8 @@ impl<'s, 'a> LayerEncoder<'s, 'a> {
         let mut order: Vec<&Encoded> = encoded.iter().collect();
         // Stable: equal sizes stay in source order.
         order.sort_by(|a, b| b.size.total_cmp(&a.size));
-        let mut w = LayerWriter::new(self.spec.name);
+        let budget = self.spec.options.max_bytes;
+        let mut w = LayerWriter::new(self.spec.name, order.len(), budget);
         let (mut kept, mut labels) = (0, 0);
         for e in order {
             let mark = w.mark();
@@ -336,7 +360,7 @@ impl<'s, 'a> LayerEncoder<'s, 'a> {
             if let Some(label) = &label {
                 self.write(&mut w, label);
             }
-            if w.len() > self.spec.options.max_bytes {
+            if w.len() > budget {
                 w.undo(mark);
                 break;
             }
@@ -357,13 +381,16 @@ impl<'s, 'a> LayerEncoder<'s, 'a> {
             Some(field) if e.label => std::slice::from_ref(field),
             _ => &self.spec.fields,
         };
-        let angle = (e.label)
-            .then(|| source.label?.angle)
-            .flatten()
-            .map(|a| (LABEL_ANGLE_KEY, ValueKey::Int(a as i64)));
+        let angle = (e.label).then(|| source.label?.angle).flatten().map(|a| {
+            (
+                source.properties.len(),
+                LABEL_ANGLE_KEY,
+                ValueKey::Int(a as i64),
+            )
+        });
         let properties: &'a [Value] = source.properties;
         let tags = (fields.iter())
-            .filter_map(|(name, i)| Some((*name, ValueKey::of(properties.get(*i)?)?)))
+            .filter_map(|(name, i)| Some((*i, *name, ValueKey::of(properties.get(*i)?)?)))
             .chain(angle);
         // Ids stay unique in the layer (MVT 2.1 4.2): a label point has none.
         w.push((!e.label).then_some(e.id), e.kind as u64, &e.commands, tags);
@@ -581,6 +608,9 @@ impl Commands {
         self.cursor = p;
     }
     fn path(&mut self, pts: &[[i32; 2]], close: bool) {
+        // MoveTo, LineTo and ClosePath with their points: one allocation
+        // (a lot's ring grew its vector three times).
+        self.out.reserve(2 + 2 * pts.len() + close as usize);
         self.out.push(Self::command(1, 1));
         self.delta(pts[0]);
         self.out.push(Self::command(2, pts.len() - 1));

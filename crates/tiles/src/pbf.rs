@@ -32,16 +32,19 @@ pub fn varint_len(v: u64) -> usize {
     (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
-/// Written in place: the length is counted first, so no buffer is needed
-/// for the body (this runs once per feature).
-pub fn packed_u32(buf: &mut Vec<u8>, field: u32, values: &[u32]) {
+/// The body length of a packed field of `values`.
+pub fn packed_len(values: &[u32]) -> usize {
+    values.iter().map(|v| varint_len(*v as u64)).sum()
+}
+
+/// A packed field whose body length `len` ([`packed_len`]) is known, written
+/// in place; nothing when `values` is empty.
+pub fn packed_u32_counted(buf: &mut Vec<u8>, field: u32, values: &[u32], len: usize) {
     if values.is_empty() {
         return;
     }
-    let len: usize = values.iter().map(|v| varint_len(*v as u64)).sum();
     key(buf, field, LEN);
     varint(buf, len as u64);
-    buf.reserve(len);
     for v in values {
         varint(buf, *v as u64);
     }

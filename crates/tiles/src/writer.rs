@@ -7,6 +7,7 @@
 use crate::pbf;
 use chizu_core::Value;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
@@ -32,6 +33,17 @@ impl<'v> ValueKey<'v> {
         })
     }
 
+    /// The length of [`Self::encode`]'s message.
+    fn encoded_len(self) -> usize {
+        match self {
+            ValueKey::Text(s) => field_len(s.len()),
+            ValueKey::Float(_) => 1 + 8,
+            ValueKey::Int(i) if i < 0 => 1 + pbf::varint_len(((i << 1) ^ (i >> 63)) as u64),
+            ValueKey::Int(i) => 1 + pbf::varint_len(i as u64),
+            ValueKey::Bool(_) => 2,
+        }
+    }
+
     /// The `Value` message (MVT 2.1 4.1).
     fn encode(self, out: &mut Vec<u8>) {
         match self {
@@ -50,7 +62,7 @@ impl<'v> ValueKey<'v> {
 /// Where a writer was before a feature, to undo it.
 #[derive(Clone, Copy)]
 pub(crate) struct Mark {
-    features: usize,
+    body: usize,
     keys: usize,
     values: usize,
     values_bytes: usize,
@@ -58,63 +70,104 @@ pub(crate) struct Mark {
 }
 
 pub(crate) struct LayerWriter<'v> {
-    head: Vec<u8>,
-    features: Vec<u8>,
+    /// The message as it is written: version and name, then the features;
+    /// keys, values and extent are appended by [`Self::finish`].
+    body: Vec<u8>,
     keys: Vec<&'v str>,
     key_index: FastMap<&'v str, u32>,
     keys_bytes: usize,
     values: Vec<ValueKey<'v>>,
     value_index: FastMap<ValueKey<'v>, u32>,
     values_bytes: usize,
-    // Scratch, kept across features.
-    feature: Vec<u8>,
+    /// The key index of each tag slot (a field's position in the
+    /// properties) once known, `u32::MAX` before: a tag's key is found
+    /// without hashing its name (three times a feature for a cadastre).
+    slot_keys: Vec<u32>,
+    /// Scratch, kept across features.
     tags: Vec<u32>,
-    scratch: Vec<u8>,
 }
 
+/// Slots from here on are looked up by name.
+const MAX_SLOTS: usize = 4096;
+
+/// A tag of a feature: the slot of its key (any number that is the same for
+/// every tag of that name in the layer, e.g. the field's position in the
+/// properties), the key and the value.
+pub(crate) type Tag<'v> = (usize, &'v str, ValueKey<'v>);
+
 impl<'v> LayerWriter<'v> {
-    pub(crate) fn new(name: &str) -> Self {
-        let mut head = Vec::with_capacity(name.len() + 4);
-        pbf::uint_field(&mut head, 15, 2);
-        pbf::bytes_field(&mut head, 1, name.as_bytes());
+    /// `features` and `bytes`: about how many features and feature bytes
+    /// will be written (the buffers grow past them if need be).
+    pub(crate) fn new(name: &str, features: usize, bytes: usize) -> Self {
+        let mut body = Vec::with_capacity(name.len() + 4 + bytes);
+        pbf::uint_field(&mut body, 15, 2);
+        pbf::bytes_field(&mut body, 1, name.as_bytes());
         LayerWriter {
-            head,
-            features: Vec::new(),
+            body,
             keys: Vec::new(),
             key_index: FastMap::default(),
             keys_bytes: 0,
-            values: Vec::new(),
-            value_index: FastMap::default(),
+            values: Vec::with_capacity(features),
+            value_index: FastMap::with_capacity_and_hasher(features, Default::default()),
             values_bytes: 0,
-            feature: Vec::new(),
+            slot_keys: Vec::new(),
             tags: Vec::new(),
-            scratch: Vec::new(),
         }
     }
 
     /// Writes one feature: id (none for label points), tags, type, commands.
+    /// Its length is counted first and it is written straight into the
+    /// message (this runs for every feature of every tile).
     pub(crate) fn push(
         &mut self,
         id: Option<u64>,
         kind: u64,
         commands: &[u32],
-        tags: impl Iterator<Item = (&'v str, ValueKey<'v>)>,
+        tags: impl Iterator<Item = Tag<'v>>,
     ) {
         self.tags.clear();
-        for (name, value) in tags {
-            let k = self.key(name);
+        for (slot, name, value) in tags {
+            let k = self.slot_key(slot, name);
             let v = self.value(value);
             self.tags.push(k);
             self.tags.push(v);
         }
-        self.feature.clear();
+        let (tags_len, commands_len) = (pbf::packed_len(&self.tags), pbf::packed_len(commands));
+        // Fields 1 (id), 2 (tags), 3 (type) and 4 (geometry), one-byte keys.
+        let feature_len = id.map_or(0, |id| 1 + pbf::varint_len(id))
+            + packed_field_len(tags_len)
+            + 1
+            + pbf::varint_len(kind)
+            + packed_field_len(commands_len);
+        let out = &mut self.body;
+        out.reserve(1 + pbf::varint_len(feature_len as u64) + feature_len);
+        pbf::key(out, 2, pbf::LEN);
+        pbf::varint(out, feature_len as u64);
         if let Some(id) = id {
-            pbf::uint_field(&mut self.feature, 1, id);
+            pbf::uint_field(out, 1, id);
         }
-        pbf::packed_u32(&mut self.feature, 2, &self.tags);
-        pbf::uint_field(&mut self.feature, 3, kind);
-        pbf::packed_u32(&mut self.feature, 4, commands);
-        pbf::bytes_field(&mut self.features, 2, &self.feature);
+        pbf::packed_u32_counted(out, 2, &self.tags, tags_len);
+        pbf::uint_field(out, 3, kind);
+        pbf::packed_u32_counted(out, 4, commands, commands_len);
+    }
+
+    fn slot_key(&mut self, slot: usize, name: &'v str) -> u32 {
+        // The name is checked (as a pointer: cheap) so that a caller's
+        // slots that do not stay with one name cost time, not correctness.
+        if let Some(&k) = self.slot_keys.get(slot)
+            && k != u32::MAX
+            && std::ptr::eq(self.keys[k as usize], name)
+        {
+            return k;
+        }
+        let k = self.key(name);
+        if slot < MAX_SLOTS {
+            if slot >= self.slot_keys.len() {
+                self.slot_keys.resize(slot + 1, u32::MAX);
+            }
+            self.slot_keys[slot] = k;
+        }
+        k
     }
 
     fn key(&mut self, name: &'v str) -> u32 {
@@ -129,27 +182,26 @@ impl<'v> LayerWriter<'v> {
     }
 
     fn value(&mut self, value: ValueKey<'v>) -> u32 {
-        if let Some(v) = self.value_index.get(&value) {
-            return *v;
+        // One hash a value (most of a cadastre's values are new: chiban).
+        match self.value_index.entry(value) {
+            Entry::Occupied(v) => *v.get(),
+            Entry::Vacant(slot) => {
+                self.values_bytes += field_len(value.encoded_len());
+                self.values.push(value);
+                *slot.insert(self.values.len() as u32 - 1)
+            }
         }
-        self.scratch.clear();
-        value.encode(&mut self.scratch);
-        self.values_bytes += field_len(self.scratch.len());
-        self.values.push(value);
-        let v = self.values.len() as u32 - 1;
-        self.value_index.insert(value, v);
-        v
     }
 
     /// The exact length of [`Self::finish`]'s message as it stands.
     pub(crate) fn len(&self) -> usize {
         // Field 5 (extent 4096): one key byte and a two-byte varint.
-        self.head.len() + self.features.len() + self.keys_bytes + self.values_bytes + 3
+        self.body.len() + self.keys_bytes + self.values_bytes + 3
     }
 
     pub(crate) fn mark(&self) -> Mark {
         Mark {
-            features: self.features.len(),
+            body: self.body.len(),
             keys: self.keys.len(),
             values: self.values.len(),
             values_bytes: self.values_bytes,
@@ -159,9 +211,14 @@ impl<'v> LayerWriter<'v> {
 
     /// Undoes every feature written since `mark`.
     pub(crate) fn undo(&mut self, mark: Mark) {
-        self.features.truncate(mark.features);
+        self.body.truncate(mark.body);
         for k in self.keys.drain(mark.keys..) {
             self.key_index.remove(k);
+        }
+        for k in &mut self.slot_keys {
+            if *k != u32::MAX && *k as usize >= mark.keys {
+                *k = u32::MAX;
+            }
         }
         for v in self.values.drain(mark.values..) {
             self.value_index.remove(&v);
@@ -172,9 +229,8 @@ impl<'v> LayerWriter<'v> {
 
     pub(crate) fn finish(self) -> Vec<u8> {
         let len = self.len();
-        let mut body = self.head;
+        let mut body = self.body;
         body.reserve(len - body.len());
-        body.extend_from_slice(&self.features);
         for k in &self.keys {
             pbf::bytes_field(&mut body, 3, k.as_bytes());
         }
@@ -194,6 +250,11 @@ fn field_len(len: usize) -> usize {
     1 + pbf::varint_len(len as u64) + len
 }
 
+/// [`field_len`] of a packed field, which is left out when empty.
+fn packed_field_len(len: usize) -> usize {
+    if len == 0 { 0 } else { field_len(len) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,13 +264,13 @@ mod tests {
         let texts: Vec<Value> = (0..300)
             .map(|i| Value::Text("x".repeat(i % 140).into()))
             .collect();
-        let mut w = LayerWriter::new("layer");
+        let mut w = LayerWriter::new("layer", 0, 0);
         for (i, t) in texts.iter().enumerate() {
             let mark = w.mark();
             let before = w.len();
             let tags = [
-                ("name", ValueKey::of(t).unwrap()),
-                ("n", ValueKey::Int(-(i as i64))),
+                (0, "name", ValueKey::of(t).unwrap()),
+                (1, "n", ValueKey::Int(-(i as i64))),
             ];
             w.push(
                 Some(i as u64 + 1),
@@ -224,6 +285,20 @@ mod tests {
         }
         let len = w.len();
         assert_eq!(w.finish().len(), len);
+        let values = [
+            ValueKey::Text("地番"),
+            ValueKey::Text(""),
+            ValueKey::Float(1.5f64.to_bits()),
+            ValueKey::Int(-300),
+            ValueKey::Int(i64::MIN),
+            ValueKey::Int(i64::MAX),
+            ValueKey::Bool(true),
+        ];
+        for v in values {
+            let mut b = Vec::new();
+            v.encode(&mut b);
+            assert_eq!(v.encoded_len(), b.len());
+        }
         for v in [0u64, 1, 127, 128, 16_383, 16_384, u64::MAX] {
             let mut b = Vec::new();
             pbf::varint(&mut b, v);
