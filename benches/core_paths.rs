@@ -162,7 +162,7 @@ fn benches(c: &mut Criterion) {
             tiles
                 .iter()
                 .map(|t| {
-                    chizu_server::render_tile(*t, &fixed_layers, true)
+                    chizu_server::render_tile(*t, &fixed_layers, true, chizu_tiles::Threads::One)
                         .unwrap()
                         .raw
                         .len()
@@ -181,7 +181,7 @@ fn benches(c: &mut Criterion) {
                     .map(|t| {
                         let view = chizu_access::View::for_caller(caller, &configs);
                         let layers = vec![(index.clone(), view.layer("parcels").unwrap().clone())];
-                        chizu_server::render_tile(*t, &layers, true)
+                        chizu_server::render_tile(*t, &layers, true, chizu_tiles::Threads::One)
                             .unwrap()
                             .raw
                             .len()

@@ -276,7 +276,7 @@ type Rendered = (TileCoord, Option<Vec<u8>>, usize);
 /// One tile as the tile route renders it, gzipped for the archive (at the
 /// default level: written once, read by everyone).
 fn render_gzipped(coord: TileCoord, selected: &Selected) -> Result<Rendered, PublishError> {
-    let tile = crate::tiles::render(coord, selected, false)
+    let tile = crate::tiles::render(coord, selected, false, chizu_tiles::Threads::One)
         .map_err(|source| PublishError::Render { coord, source })?;
     let g = tile.generalised;
     let dropped = g.dropped_small + g.dropped_for_budget;

@@ -149,11 +149,18 @@ pub(crate) async fn serve_tile(
             // Closed only when the server is: then the request ends busy.
             let _slot =
                 (rendering.render_slots.acquire().await).map_err(|_| crate::work::busy())?;
+            // Alone, a tile takes every core; among others, one.
+            let slots = rendering.config.limits.render_slots.max(1);
+            let threads = if rendering.render_slots.available_permits() + 1 >= slots {
+                chizu_tiles::Threads::All
+            } else {
+                chizu_tiles::Threads::One
+            };
             rendering
                 .metrics
                 .tiles_rendered
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            match crate::work::background(move || render(coord, &for_render, gzip)).await {
+            match crate::work::background(move || render(coord, &for_render, gzip, threads)).await {
                 Ok(Ok(tile)) => {
                     record_generalised(&rendering, coord, &tile.generalised);
                     Ok(tile)
@@ -235,6 +242,7 @@ pub fn render(
     coord: TileCoord,
     layers: &[(Arc<dyn LayerSource>, LayerView)],
     gzip: bool,
+    threads: chizu_tiles::Threads,
 ) -> Result<Arc<CachedTile>, StoreError> {
     // The features of each layer in its zoom range, admitted by the view.
     let mut found = Vec::with_capacity(layers.len());
@@ -277,7 +285,7 @@ pub fn render(
             (spec, features)
         })
         .collect();
-    let (raw, stats) = chizu_tiles::encode_tile(coord, &inputs);
+    let (raw, stats) = chizu_tiles::encode_tile_on(coord, &inputs, threads);
     // Per requested layer, in request order (layers outside their zoom range: 0).
     let mut counts = stats.iter().map(|s| s.features);
     let layer_features = layers

@@ -135,16 +135,46 @@ struct Encoded {
     pixel: bool,
 }
 
+/// How many threads one tile may use: one when the server is busy (its
+/// other tiles use the other cores), all when it is idle (one visitor's
+/// tiles come sooner). The bytes are the same either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threads {
+    One,
+    All,
+}
+
+/// Layers with fewer features are cut on one thread: splitting costs more
+/// than it saves.
+const PARALLEL_FROM: usize = 2048;
+
 /// Encodes a whole tile: one MVT layer per entry, empty layers left out.
 /// Returns the bytes (empty when no layer has a feature) and per-layer stats.
 pub fn encode_tile(
     tile: TileCoord,
     layers: &[(LayerSpec<'_>, Vec<TileFeature<'_>>)],
 ) -> (Vec<u8>, Vec<LayerStats>) {
-    let mut out = Vec::new();
+    encode_tile_on(tile, layers, Threads::One)
+}
+
+/// [`encode_tile`] on as many threads as `threads` allows: the layers side
+/// by side, and a big layer's features cut in parallel.
+pub fn encode_tile_on(
+    tile: TileCoord,
+    layers: &[(LayerSpec<'_>, Vec<TileFeature<'_>>)],
+    threads: Threads,
+) -> (Vec<u8>, Vec<LayerStats>) {
+    use rayon::prelude::*;
+    let encode = |(spec, features): &(LayerSpec<'_>, Vec<TileFeature<'_>>)| {
+        encode_layer_on(tile, spec, features, threads)
+    };
+    let bodies: Vec<(Vec<u8>, LayerStats)> = match threads {
+        Threads::One => layers.iter().map(encode).collect(),
+        Threads::All => layers.par_iter().map(encode).collect(),
+    };
+    let mut out = Vec::with_capacity(bodies.iter().map(|(b, _)| b.len() + 4).sum());
     let mut stats = Vec::with_capacity(layers.len());
-    for (spec, features) in layers {
-        let (body, s) = encode_layer(tile, spec, features);
+    for (body, s) in bodies {
         if s.features > 0 {
             pbf::bytes_field(&mut out, 3, &body);
         }
@@ -159,7 +189,16 @@ pub fn encode_layer(
     spec: &LayerSpec<'_>,
     features: &[TileFeature<'_>],
 ) -> (Vec<u8>, LayerStats) {
-    let layer = LayerEncoder::new(tile, spec, features);
+    encode_layer_on(tile, spec, features, Threads::One)
+}
+
+fn encode_layer_on(
+    tile: TileCoord,
+    spec: &LayerSpec<'_>,
+    features: &[TileFeature<'_>],
+    threads: Threads,
+) -> (Vec<u8>, LayerStats) {
+    let layer = LayerEncoder::new(tile, spec, features, threads);
     let budget = spec.options.max_bytes;
     let mut stats = LayerStats::default();
     let mut tolerance = spec.options.simplify;
@@ -212,15 +251,22 @@ struct LayerEncoder<'s, 'a> {
     features: &'s [TileFeature<'a>],
     transform: Transform,
     window: Window,
+    threads: Threads,
 }
 
 impl<'s, 'a> LayerEncoder<'s, 'a> {
-    fn new(tile: TileCoord, spec: &'s LayerSpec<'a>, features: &'s [TileFeature<'a>]) -> Self {
+    fn new(
+        tile: TileCoord,
+        spec: &'s LayerSpec<'a>,
+        features: &'s [TileFeature<'a>],
+        threads: Threads,
+    ) -> Self {
         let buffer = spec.options.buffer as f64;
         LayerEncoder {
             tile,
             spec,
             features,
+            threads,
             transform: Transform::new(tile),
             window: Window {
                 min: -buffer,
@@ -231,16 +277,27 @@ impl<'s, 'a> LayerEncoder<'s, 'a> {
 
     /// The geometries of the features `include` admits (by position) that
     /// leave something in the tile, in source order.
-    fn geometries(&self, tolerance: f64, include: impl Fn(usize) -> bool) -> Vec<Encoded> {
+    /// In parallel when the encoder may use every thread: in order all the same.
+    fn geometries(&self, tolerance: f64, include: impl Fn(usize) -> bool + Sync) -> Vec<Encoded> {
+        use rayon::prelude::*;
         let base = tolerance == self.spec.options.simplify;
-        (self.features.iter().enumerate())
-            .filter(|(i, _)| include(*i))
-            .filter_map(|(i, f)| {
-                let simplified = f.simplified.filter(|_| base);
-                let shape = Shape::new(&self.transform, &self.window, tolerance, simplified);
-                encode_geometry(f, i, &shape)
-            })
-            .collect()
+        let one = |(i, f): (usize, &TileFeature<'_>)| {
+            if !include(i) {
+                return None;
+            }
+            let simplified = f.simplified.filter(|_| base);
+            let shape = Shape::new(&self.transform, &self.window, tolerance, simplified);
+            encode_geometry(f, i, &shape)
+        };
+        if self.threads == Threads::All && self.features.len() >= PARALLEL_FROM {
+            self.features
+                .par_iter()
+                .enumerate()
+                .filter_map(one)
+                .collect()
+        } else {
+            self.features.iter().enumerate().filter_map(one).collect()
+        }
     }
 
     /// Leaves out the lines and polygons under a pixel, but carries their

@@ -466,3 +466,46 @@ fn a_precomputed_simplification_gives_the_same_tile() {
     assert!(stats[0].extra_simplification_passes > 0 || stats[0].dropped_for_budget > 0);
     assert_eq!(plain, encode(true, tight).0);
 }
+
+/// A tile encoded on every thread (an idle server) is the very bytes of one
+/// encoded on one: big layers under and over their budget, side by side.
+#[test]
+fn every_thread_gives_the_same_tile_as_one() {
+    let geoms = squares(3.0, 12_000);
+    let props: Vec<Vec<Value>> = (0..geoms.len())
+        .map(|i| {
+            vec![
+                Value::Text(format!("{i}-{}", i % 7).into()),
+                Value::Int(i as i64),
+            ]
+        })
+        .collect();
+    let features: Vec<_> = (geoms.iter().zip(&props).enumerate())
+        .map(|(i, (g, p))| TileFeature {
+            id: i as u64 + 1,
+            geometry: g,
+            properties: p,
+            label: None,
+            simplified: None,
+        })
+        .collect();
+    let layers: Vec<_> = [1024, 60_000, 2_000_000]
+        .into_iter()
+        .map(|max_bytes| {
+            let options = TileOptions {
+                max_bytes,
+                ..TileOptions::default()
+            };
+            (spec(options), features.clone())
+        })
+        .collect();
+    let (one, one_stats) = encode_tile_on(tile(), &layers, Threads::One);
+    let (all, all_stats) = encode_tile_on(tile(), &layers, Threads::All);
+    assert_eq!(one_stats, all_stats);
+    assert!(
+        one_stats[0].generalised() && !one_stats[2].generalised(),
+        "{one_stats:?}"
+    );
+    assert_eq!(one_stats[2].features, 12_000);
+    assert!(one == all, "the bytes differ");
+}
