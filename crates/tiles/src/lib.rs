@@ -203,17 +203,12 @@ fn encode_layer_on(
     let mut stats = LayerStats::default();
     let mut tolerance = spec.options.simplify;
     let mut encoded = layer.geometries(tolerance, |_| true);
-    // Whether an attempt over budget may stop writing as soon as it is: when
-    // no coarser simplification can follow it, its whole length is not
-    // needed (a pass is made only when it could save a tenth of a length
-    // over the budget).
-    let exact = shrinkable_bytes(&encoded) >= budget / 10;
-    let (mut body, mut len) = layer.attempt(&encoded, &mut stats, exact);
+    let (mut body, mut len) = layer.attempt(&encoded, &mut stats, Length::AtLeastOverBudget);
     if len > budget {
         let small = encoded.len();
         layer.reduce_small(&mut encoded, &mut stats);
         if stats.dropped_small + stats.small_as_pixels > 0 || encoded.len() != small {
-            (body, len) = layer.attempt(&encoded, &mut stats, exact);
+            (body, len) = layer.attempt(&encoded, &mut stats, Length::AtLeastOverBudget);
         }
         // Coarser shapes for what is left; the pixels stay as they are.
         let pixels: Vec<Encoded> = encoded.extract_if(.., |e| e.pixel).collect();
@@ -228,7 +223,7 @@ fn encode_layer_on(
             encoded.extend(pixels.iter().map(Encoded::copy));
             encoded.sort_by_key(|e| e.source);
             let before = len;
-            (body, len) = layer.attempt(&encoded, &mut stats, true);
+            (body, len) = layer.attempt(&encoded, &mut stats, Length::Exact);
             saved = len < before - before / 10;
         }
         if stats.extra_simplification_passes == 0 {
@@ -349,18 +344,32 @@ impl<'s, 'a> LayerEncoder<'s, 'a> {
     }
 
     /// The layer message for these features and then their labels, and how
-    /// many labels it holds; unless it grows over `limit`: then `None` and
-    /// its length so far (over the limit), as soon as that is known.
-    fn message(&self, encoded: &[Encoded], limit: usize) -> (Option<Vec<u8>>, usize, usize) {
-        let at_least = encoded.iter().map(|e| e.commands.len() + 8).sum::<usize>();
+    /// many labels it holds. Once it grows over the budget, writing stops
+    /// when `length` allows: then `None` and its length so far (over it).
+    fn message(
+        &self,
+        encoded: &[Encoded],
+        at_least: usize,
+        length: Length,
+    ) -> (Option<Vec<u8>>, usize, usize) {
+        let budget = self.spec.options.max_bytes;
         let mut w = LayerWriter::new(
             self.spec.name,
-            encoded.len(),
-            (at_least * 3 / 2).min(limit.saturating_add(1024)),
+            encoded.len().min(budget / 8),
+            (at_least * 3 / 2).min(budget.saturating_add(1024)),
         );
+        // Decided once the budget is passed, not before: it reads every
+        // command, and most layers never pass it.
+        let mut stop_over_budget = None;
+        let mut over = |w: &LayerWriter<'_>| {
+            w.len() > budget
+                && *stop_over_budget.get_or_insert_with(|| {
+                    length == Length::AtLeastOverBudget && !may_simplify(encoded, budget)
+                })
+        };
         for e in encoded {
             self.write(&mut w, e);
-            if w.len() > limit {
+            if over(&w) {
                 return (None, w.len(), 0);
             }
         }
@@ -368,7 +377,7 @@ impl<'s, 'a> LayerEncoder<'s, 'a> {
         for label in encoded.iter().filter_map(|e| self.label_of(e)) {
             self.write(&mut w, &label);
             labels += 1;
-            if w.len() > limit {
+            if over(&w) {
                 return (None, w.len(), 0);
             }
         }
@@ -379,22 +388,18 @@ impl<'s, 'a> LayerEncoder<'s, 'a> {
     /// The layer message and its length, unless a lower bound of its length
     /// (each feature takes at least 8 bytes and a byte per command) already
     /// exceeds the budget: then only that bound, and nothing is assembled.
-    /// Not `exact`: writing stops as soon as the budget is exceeded, and the
-    /// length is only known to be over it.
     fn attempt(
         &self,
         encoded: &[Encoded],
         stats: &mut LayerStats,
-        exact: bool,
+        length: Length,
     ) -> (Option<Vec<u8>>, usize) {
-        let budget = self.spec.options.max_bytes;
         let at_least: usize = encoded.iter().map(|e| e.commands.len() + 8).sum();
         stats.features = encoded.len();
-        if at_least > budget {
+        if at_least > self.spec.options.max_bytes {
             return (None, at_least);
         }
-        let limit = if exact { usize::MAX } else { budget };
-        let (body, len, labels) = self.message(encoded, limit);
+        let (body, len, labels) = self.message(encoded, at_least, length);
         stats.labels = labels;
         (body, len)
     }
@@ -408,7 +413,7 @@ impl<'s, 'a> LayerEncoder<'s, 'a> {
         // Stable: equal sizes stay in source order.
         order.sort_by(|a, b| b.size.total_cmp(&a.size));
         let budget = self.spec.options.max_bytes;
-        let mut w = LayerWriter::new(self.spec.name, order.len(), budget);
+        let mut w = LayerWriter::new(self.spec.name, order.len().min(budget / 8), budget);
         let (mut kept, mut labels) = (0, 0);
         for e in order {
             let mark = w.mark();
@@ -595,6 +600,22 @@ fn encode_geometry(f: &TileFeature<'_>, source: usize, shape: &Shape<'_, '_>) ->
         label: false,
         pixel: false,
     })
+}
+
+/// How much of a layer over its budget an attempt must measure.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Length {
+    /// The whole length: a coarser-simplification pass compares it.
+    Exact,
+    /// Only that it is over the budget, unless a coarser pass may follow.
+    AtLeastOverBudget,
+}
+
+/// Whether a coarser-simplification pass could follow an attempt over
+/// `budget`: one is made only when it may save a tenth of the length,
+/// which is then over the budget.
+fn may_simplify(encoded: &[Encoded], budget: usize) -> bool {
+    shrinkable_bytes(encoded) >= budget / 10
 }
 
 /// At most what coarser simplification can take off these features: the

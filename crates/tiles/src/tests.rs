@@ -281,6 +281,19 @@ fn wkt_multipolygon_with_hole_keeps_hole_counter_clockwise() {
     assert_eq!(p.interiors().len(), 1);
 }
 
+/// Features 1, 2, ... of these geometries and properties, without labels.
+fn numbered<'a>(geoms: &'a [Geometry<f64>], props: &'a [Vec<Value>]) -> Vec<TileFeature<'a>> {
+    (geoms.iter().zip(props).enumerate())
+        .map(|(i, (g, p))| TileFeature {
+            id: i as u64 + 1,
+            geometry: g,
+            properties: p,
+            label: None,
+            simplified: None,
+        })
+        .collect()
+}
+
 /// Squares of `side` tile units on a grid over the tile, each with `attrs`
 /// distinct text attributes.
 fn squares(side: f64, count: usize) -> Vec<Geometry<f64>> {
@@ -310,15 +323,7 @@ fn features_under_a_pixel_go_first_with_their_area() {
                 .collect()
         })
         .collect();
-    let features: Vec<_> = (geoms.iter().zip(&texts).enumerate())
-        .map(|(i, (g, p))| TileFeature {
-            id: i as u64 + 1,
-            geometry: g,
-            properties: p,
-            label: None,
-            simplified: None,
-        })
-        .collect();
+    let features = numbered(&geoms, &texts);
     let options = TileOptions {
         max_bytes: 20_000,
         ..TileOptions::default()
@@ -356,15 +361,7 @@ fn the_budget_holds_for_any_budget_and_keeps_the_largest() {
     let texts: Vec<Vec<Value>> = (0..geoms.len())
         .map(|i| vec![Value::Text("x".repeat(i % 50).into()), Value::Int(i as i64)])
         .collect();
-    let features: Vec<_> = (geoms.iter().zip(&texts).enumerate())
-        .map(|(i, (g, p))| TileFeature {
-            id: i as u64 + 1,
-            geometry: g,
-            properties: p,
-            label: None,
-            simplified: None,
-        })
-        .collect();
+    let features = numbered(&geoms, &texts);
     for budget in [1024, 1500, 4000, 9000] {
         let options = TileOptions {
             max_bytes: budget,
@@ -480,15 +477,7 @@ fn every_thread_gives_the_same_tile_as_one() {
             ]
         })
         .collect();
-    let features: Vec<_> = (geoms.iter().zip(&props).enumerate())
-        .map(|(i, (g, p))| TileFeature {
-            id: i as u64 + 1,
-            geometry: g,
-            properties: p,
-            label: None,
-            simplified: None,
-        })
-        .collect();
+    let features = numbered(&geoms, &props);
     let layers: Vec<_> = [1024, 60_000, 2_000_000]
         .into_iter()
         .map(|max_bytes| {
