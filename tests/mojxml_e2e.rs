@@ -822,7 +822,8 @@ fn source_files_cannot_lie_about_where_they_are() {
         vec!["1623819823.81", "0.07"]
     );
 
-    // Two layers may share a title: the GeoPackage identifier is made unique.
+    // Two layers may share a title: the GeoPackage identifier is made unique,
+    // the same whichever is written first (layers are ingested side by side).
     for id in ["first", "second"] {
         std::fs::write(
             layers.join(format!("{id}.toml")),
@@ -835,26 +836,40 @@ fn source_files_cannot_lie_about_where_they_are() {
         )
         .unwrap();
     }
-    let (ok, log) = ingest(dir, &store, &["--layer", "first", "--layer", "second"]);
+    let identifiers = || {
+        run(
+            "ogrinfo",
+            &[
+                "-ro",
+                "-q",
+                "-sql",
+                "SELECT table_name, identifier FROM gpkg_contents WHERE table_name IN ('first', 'second') ORDER BY table_name",
+                store.to_str().unwrap(),
+            ],
+        )
+    };
+    let (ok, log) = ingest(dir, &store, &["--layer", "second"]);
     assert!(ok, "{log}");
-    let contents = run(
-        "ogrinfo",
-        &[
-            "-ro",
-            "-q",
-            "-sql",
-            "SELECT table_name, identifier FROM gpkg_contents ORDER BY table_name",
-            store.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        contents.contains("identifier (String) = 同じ題名\n"),
-        "{contents}"
-    );
-    assert!(
-        contents.contains("identifier (String) = 同じ題名 (second)"),
-        "{contents}"
-    );
+    assert!(identifiers().contains("identifier (String) = 同じ題名\n"));
+    let expected = ["first", "second"].map(|id| {
+        let identifier = if id == "first" {
+            "同じ題名".to_owned()
+        } else {
+            format!("同じ題名 ({id})")
+        };
+        format!("table_name (String) = {id}\n  identifier (String) = {identifier}\n")
+    });
+    for layers in [
+        &["--layer", "first"][..],
+        &["--layer", "second", "--layer", "first"],
+    ] {
+        let (ok, log) = ingest(dir, &store, layers);
+        assert!(ok, "{log}");
+        let contents = identifiers();
+        for line in &expected {
+            assert!(contents.contains(line.as_str()), "{layers:?}: {contents}");
+        }
+    }
 }
 
 /// A municipality's download can be a zip of zips: both real files in one,

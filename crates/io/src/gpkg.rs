@@ -245,6 +245,38 @@ fn db_error(path: &Path, e: sqlx::Error) -> IoError {
     }
 }
 
+/// gpkg_contents.identifier is UNIQUE, layer titles need not be. Of the
+/// tables sharing a title, the one whose name sorts first has the title
+/// alone and the others have their table name beside it, whichever was
+/// written first: layers are ingested side by side, so the order of
+/// writes is not the order of the layer list, and a name must not depend
+/// on it.
+async fn unique_identifier(
+    conn: &mut SqliteConnection,
+    title: &str,
+    table: &str,
+) -> Result<String, sqlx::Error> {
+    let holder: Option<String> = sqlx::query_scalar(
+        "SELECT table_name FROM gpkg_contents WHERE identifier = ? AND table_name <> ?",
+    )
+    .bind(title)
+    .bind(table)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match holder {
+        Some(holder) if holder.as_str() < table => Ok(format!("{title} ({table})")),
+        Some(holder) => {
+            sqlx::query("UPDATE gpkg_contents SET identifier = ? WHERE table_name = ?")
+                .bind(format!("{title} ({holder})"))
+                .bind(&holder)
+                .execute(&mut *conn)
+                .await?;
+            Ok(title.to_owned())
+        }
+        None => Ok(title.to_owned()),
+    }
+}
+
 /// Quotes an SQL identifier. Layer and field names are validated identifiers
 /// already; quoting keeps that from being the only defence.
 pub fn quote(ident: &str) -> String {
@@ -479,20 +511,9 @@ impl TableWriter {
                 Some(bounds.max_y),
             )
         };
-        // gpkg_contents.identifier is UNIQUE, layer titles need not be: a
-        // title another table already uses gets the table name beside it.
-        let taken: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM gpkg_contents WHERE identifier = ? AND table_name <> ?",
-        )
-        .bind(&self.title)
-        .bind(&self.table)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db)?;
-        let identifier = match taken {
-            Some(_) => format!("{} ({})", self.title, self.table),
-            None => self.title.clone(),
-        };
+        let identifier = unique_identifier(conn, &self.title, &self.table)
+            .await
+            .map_err(db)?;
         sqlx::query("INSERT INTO gpkg_contents (table_name, data_type, identifier, description, min_x, min_y, max_x, max_y, srs_id) VALUES (?, 'features', ?, ?, ?, ?, ?, ?, ?)")
             .bind(&self.table)
             .bind(&identifier)
