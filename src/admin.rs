@@ -4,6 +4,7 @@ use anyhow::{Context, Result, bail};
 use chizu_access::{AuditLog, AuthDb, Caller, View};
 use chizu_core::time::{days_from_civil, iso_date, iso_datetime as iso_time, unix_now};
 use chizu_io::IngestReport;
+use chizu_server::publish::ZoomRange;
 use chizu_store::{GpkgStore, LayerWrites, StoreLocation};
 use clap::Subcommand;
 use std::io::BufRead;
@@ -466,12 +467,11 @@ fn print_archive(
 pub async fn pmtiles(
     state: &std::sync::Arc<chizu_server::AppState>,
     out: &Path,
-    minzoom: Option<u8>,
-    maxzoom: Option<u8>,
+    zooms: ZoomRange,
     layers: Option<Vec<String>>,
 ) -> Result<()> {
     let started = (std::time::Instant::now(), cpu_seconds());
-    let (plan, report) = chizu_server::publish::pmtiles(state, out, minzoom, maxzoom, layers)
+    let (plan, report) = chizu_server::publish::pmtiles(state, out, zooms, layers)
         .await
         .with_context(|| format!("{}: cannot write the archive", out.display()))?;
     println!("{}", out.display());
@@ -483,11 +483,10 @@ pub async fn publish_site(
     state: &std::sync::Arc<chizu_server::AppState>,
     viewer: &Path,
     out: &Path,
-    minzoom: Option<u8>,
-    maxzoom: Option<u8>,
+    zooms: ZoomRange,
 ) -> Result<()> {
     let started = (std::time::Instant::now(), cpu_seconds());
-    let report = chizu_server::publish::site(state, viewer, out, minzoom, maxzoom)
+    let report = chizu_server::publish::site(state, viewer, out, zooms)
         .await
         .with_context(|| format!("{}: cannot publish the site", out.display()))?;
     println!(

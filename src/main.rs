@@ -162,40 +162,22 @@ enum Command {
     /// answers anonymous callers (the public style's layers and zooms), for
     /// static hosting. Drafts, staff layers and hidden fields never enter it.
     Pmtiles {
-        #[arg(long, env = "CHIZU_STORE", default_value = "chizu.gpkg")]
-        store: StoreLocation,
         /// The audience: only `public` (an archive's files are readable by
         /// anyone who has their address).
         #[arg(long = "role", default_value = "public")]
         roles: Vec<String>,
-        #[arg(long)]
-        out: PathBuf,
-        /// Zoom range (default: the public style's tile source).
-        #[arg(long)]
-        minzoom: Option<u8>,
-        #[arg(long)]
-        maxzoom: Option<u8>,
         /// The layers of each tile, in order (default: the public style's
         /// tile source); each must be public.
         #[arg(long, value_delimiter = ',')]
         layers: Option<Vec<String>>,
         #[command(flatten)]
-        web: WebArgs,
+        archive: ArchiveArgs,
     },
     /// Write the public map as a static site (viewer, style, glyphs, catalog
     /// and PMTiles archive) for any static host or CDN.
     PublishSite {
-        #[arg(long, env = "CHIZU_STORE", default_value = "chizu.gpkg")]
-        store: StoreLocation,
-        /// A new or empty directory.
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long)]
-        minzoom: Option<u8>,
-        #[arg(long)]
-        maxzoom: Option<u8>,
         #[command(flatten)]
-        web: WebArgs,
+        archive: ArchiveArgs,
     },
     /// Export a layer (all of it, or an area, filtered) for QGIS, CAD or Excel.
     Export {
@@ -233,6 +215,32 @@ enum Command {
         #[command(flatten)]
         web: WebArgs,
     },
+}
+
+/// What the public archive and the static site are made from and where they go.
+#[derive(clap::Args)]
+struct ArchiveArgs {
+    #[arg(long, env = "CHIZU_STORE", default_value = "chizu.gpkg")]
+    store: StoreLocation,
+    /// The archive file (`pmtiles`) or a new or empty directory (`publish-site`).
+    #[arg(long)]
+    out: PathBuf,
+    /// Zoom range (default: the public style's tile source).
+    #[arg(long)]
+    minzoom: Option<u8>,
+    #[arg(long)]
+    maxzoom: Option<u8>,
+    #[command(flatten)]
+    web: WebArgs,
+}
+
+impl ArchiveArgs {
+    fn zooms(&self) -> chizu_server::publish::ZoomRange {
+        chizu_server::publish::ZoomRange {
+            min: self.minzoom,
+            max: self.maxzoom,
+        }
+    }
 }
 
 /// What the web maps need: the built viewer, style templates, label fonts
@@ -561,13 +569,9 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Audit { store, user, since } => admin::audit(&store, user, since).await,
         Command::Publish { store, roles, out } => admin::publish(&store, roles, &out).await,
         Command::Pmtiles {
-            store,
             roles,
-            out,
-            minzoom,
-            maxzoom,
             layers,
-            web,
+            archive,
         } => {
             if roles.iter().any(|r| r != chizu_core::config::PUBLIC_ROLE) {
                 anyhow::bail!(
@@ -575,19 +579,14 @@ async fn run(cli: Cli) -> Result<()> {
                      readable by anyone who has their address"
                 );
             }
-            let state = offline_state(store, web).await?;
-            admin::pmtiles(&state, &out, minzoom, maxzoom, layers).await
+            let zooms = archive.zooms();
+            let state = offline_state(archive.store, archive.web).await?;
+            admin::pmtiles(&state, &archive.out, zooms, layers).await
         }
-        Command::PublishSite {
-            store,
-            out,
-            minzoom,
-            maxzoom,
-            web,
-        } => {
-            let viewer = web.viewer.clone();
-            let state = offline_state(store, web).await?;
-            admin::publish_site(&state, &viewer, &out, minzoom, maxzoom).await
+        Command::PublishSite { archive } => {
+            let (viewer, zooms) = (archive.web.viewer.clone(), archive.zooms());
+            let state = offline_state(archive.store, archive.web).await?;
+            admin::publish_site(&state, &viewer, &archive.out, zooms).await
         }
         Command::Export {
             store,

@@ -32,7 +32,8 @@ const MAX_TILES: usize = 4_000_000;
 pub enum PublishError {
     #[error("{0}")]
     Plan(String),
-    #[error("{path}: {source}")]
+    // Sources are not repeated in the messages: the CLI prints the chain.
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
@@ -42,7 +43,7 @@ pub enum PublishError {
     Archive(#[from] pmtiles::PmtError),
     #[error("{what}: the server answered {status}")]
     Fetch { what: String, status: StatusCode },
-    #[error("rendering tile {coord}: {source}")]
+    #[error("rendering tile {coord}")]
     Render {
         coord: TileCoord,
         #[source]
@@ -55,6 +56,13 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// The zooms an operator asked for; an end not given is the public style's.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ZoomRange {
+    pub min: Option<u8>,
+    pub max: Option<u8>,
 }
 
 /// Which tiles an archive holds: the public style's composite source.
@@ -110,12 +118,8 @@ async fn get_json(state: &Arc<AppState>, path: &str) -> Result<Value, PublishErr
 
 impl ArchivePlan {
     /// The composite source of a served style (`/tiles/a,b,c/{z}/{x}/{y}.mvt`),
-    /// its zoom range narrowed to `minzoom`/`maxzoom` when given.
-    pub fn of_style(
-        style: &Value,
-        minzoom: Option<u8>,
-        maxzoom: Option<u8>,
-    ) -> Result<ArchivePlan, PublishError> {
+    /// its zoom range narrowed to `zooms` when given.
+    pub fn of_style(style: &Value, zooms: ZoomRange) -> Result<ArchivePlan, PublishError> {
         let sources = style.get("sources").and_then(Value::as_object);
         let (source, layers) = (sources.into_iter().flatten())
             .find_map(|(_, s)| {
@@ -131,8 +135,8 @@ impl ArchivePlan {
             (source.get(key).and_then(Value::as_u64)).map_or(default, |z| z.min(22) as u8)
         };
         let (min, max) = (
-            minzoom.unwrap_or(zoom("minzoom", 0)),
-            maxzoom.unwrap_or(zoom("maxzoom", 16)),
+            zooms.min.unwrap_or(zoom("minzoom", 0)),
+            zooms.max.unwrap_or(zoom("maxzoom", 16)),
         );
         if min > max || max > 22 {
             return Err(PublishError::Plan(format!(
@@ -360,12 +364,11 @@ pub fn archive_metadata(plan: &ArchivePlan, catalog: &Value) -> Result<Value, Pu
 pub async fn pmtiles(
     state: &Arc<AppState>,
     out: &Path,
-    minzoom: Option<u8>,
-    maxzoom: Option<u8>,
+    zooms: ZoomRange,
     layers: Option<Vec<String>>,
 ) -> Result<(ArchivePlan, ArchiveReport), PublishError> {
     let style = public_style(state).await?;
-    let mut plan = ArchivePlan::of_style(&style, minzoom, maxzoom)?;
+    let mut plan = ArchivePlan::of_style(&style, zooms)?;
     if let Some(layers) = layers {
         plan.layers = layers;
     }
@@ -392,8 +395,7 @@ pub async fn site(
     state: &Arc<AppState>,
     viewer: &Path,
     out: &Path,
-    minzoom: Option<u8>,
-    maxzoom: Option<u8>,
+    zooms: ZoomRange,
 ) -> Result<SiteReport, PublishError> {
     let occupied = std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some());
     if occupied {
@@ -404,7 +406,7 @@ pub async fn site(
     }
     let mut files = copy_viewer(viewer, out)?;
     let style = public_style(state).await?;
-    let plan = ArchivePlan::of_style(&style, minzoom, maxzoom)?;
+    let plan = ArchivePlan::of_style(&style, zooms)?;
     let catalog = get_json(state, "/catalog").await?;
     let metadata = archive_metadata(&plan, &catalog)?;
     let archive = write_pmtiles(state, &plan, &metadata, &out.join(ARCHIVE_NAME)).await?;
